@@ -1,0 +1,1 @@
+"""Contracts shared by every nodeview service: subjects, events and views."""

@@ -1,0 +1,83 @@
+"""NATS stream, subject, bucket and header names, and the reversible KV key encoding."""
+
+import base64
+import re
+
+STREAM_EVENTS = "NODEVIEW_EVENTS"
+"""JetStream stream that holds every Consul change and every command."""
+
+SUBJECT_CONSUL_PREFIX = "nodeview.consul"
+"""Consul changes are published to ``nodeview.consul.<watch_type>``."""
+
+SUBJECT_CONSUL_ALL = f"{SUBJECT_CONSUL_PREFIX}.>"
+SUBJECT_CMD_RESYNC = "nodeview.cmd.resync"
+"""A ``ResyncRequested`` command for the enricher."""
+
+SUBJECT_CMD_ALL = "nodeview.cmd.>"
+STREAM_EVENTS_SUBJECTS = (SUBJECT_CONSUL_ALL, SUBJECT_CMD_ALL)
+
+STREAM_DEAD_LETTER = "NODEVIEW_DLQ"
+"""Stream that keeps poison messages for inspection."""
+
+SUBJECT_DEAD_LETTER = "nodeview.dlq.events"
+
+CONSUMER_ENRICHER = "enricher"
+"""Durable consumer name of the enricher on ``STREAM_EVENTS``."""
+
+BUCKET_NODES = "nodeview_nodes"
+"""JetStream KV bucket with one entry per node plus ``KEY_META`` and ``KEY_HEARTBEAT``."""
+
+BUCKET_ENRICHER_LOCK = "nodeview_enricher_lock"
+"""JetStream KV bucket whose single key elects the active enricher."""
+
+KEY_ENRICHER_LOCK = "active"
+KEY_META = "meta"
+KEY_HEARTBEAT = "heartbeat"
+NODE_KEY_PREFIX = "node."
+NODE_KEY_ENCODED_PREFIX = "node64."
+
+HEADER_MSG_ID = "Nats-Msg-Id"
+HEADER_TRACEPARENT = "traceparent"
+HEADER_TRACESTATE = "tracestate"
+HEADER_CONTENT_ENCODING = "Content-Encoding"
+HEADER_KV_OPERATION = "KV-Operation"
+HEADER_ROLLUP = "Nats-Rollup"
+HEADER_OBSERVED_AT = "Nodeview-Observed-At"
+"""Unix time (seconds, float) at which the Consul change behind a KV write was observed."""
+
+WATCH_TYPES = ("nodes", "services", "service", "checks", "key", "event", "members")
+
+_PLAIN_NODE_NAME = re.compile(r"[A-Za-z0-9_\-]+")
+
+
+def consul_subject(watch_type: str) -> str:
+    """Return the subject a change of ``watch_type`` is published on."""
+    return f"{SUBJECT_CONSUL_PREFIX}.{watch_type}"
+
+
+def kv_subject(bucket: str, key: str) -> str:
+    """Return the stream subject behind ``key`` of a JetStream KV ``bucket``."""
+    return f"$KV.{bucket}.{key}"
+
+
+def node_key(node: str) -> str:
+    """Encode a Consul node name as a valid NATS KV key, reversibly."""
+    if _PLAIN_NODE_NAME.fullmatch(node):
+        return NODE_KEY_PREFIX + node
+    encoded = base64.urlsafe_b64encode(node.encode()).decode().rstrip("=")
+    return NODE_KEY_ENCODED_PREFIX + encoded
+
+
+def node_from_key(key: str) -> str | None:
+    """Decode a KV key made by ``node_key``; ``None`` when it is not a node key."""
+    if key.startswith(NODE_KEY_ENCODED_PREFIX):
+        raw = key[len(NODE_KEY_ENCODED_PREFIX) :]
+        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    if key.startswith(NODE_KEY_PREFIX):
+        return key[len(NODE_KEY_PREFIX) :]
+    return None
+
+
+def msg_id(watch_type: str, key: str | None, consul_index: int) -> str:
+    """Return the ``Nats-Msg-Id`` that makes duplicate deliveries of one change collapse."""
+    return f"{watch_type}:{key or '-'}:{consul_index}"

@@ -1,0 +1,160 @@
+"""Per-node views published by the enricher and the response models of the HTTP API."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NodeStatus = Literal["alive", "dead", "left", "unknown"]
+NodeType = Literal["server", "client"]
+ServicesStatus = Literal["ok", "error"]
+
+
+class ServiceInstance(BaseModel):
+    """One service instance registered on a node."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    tags: tuple[str, ...] = ()
+    port: int = 0
+    address: str = ""
+
+
+class NodeView(BaseModel):
+    """Everything nodeview knows about one node, as served by the API."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    node: str
+    addr: str
+    datacenter: str = ""
+    status: NodeStatus = "unknown"
+    type: NodeType = "client"
+    site_name: str
+    site_code: str | None = None
+    services_count: int = Field(default=0, ge=0)
+    """Services on the node, the ``consul`` service excluded."""
+    service_names: tuple[str, ...] = ()
+    services: dict[str, ServiceInstance] = Field(default_factory=dict)
+    """Service ID → instance."""
+    services_status: ServicesStatus = "ok"
+    error: str | None = None
+    """Why the services could not be read, when ``services_status`` is ``error``."""
+    consul_index: int = 0
+    updated_at: datetime
+
+
+class ViewMeta(BaseModel):
+    """State of the whole view, written by the enricher after each change it commits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    generation: int = Field(ge=0)
+    consul_index: int = 0
+    main_server: str = ""
+    active_server: str = ""
+    synced_at: datetime
+    """When the enricher last committed a change or finished a resync."""
+    last_resync_id: str | None = None
+    """``request_id`` of the last ``ResyncRequested`` the enricher completed."""
+    last_resync_at: datetime | None = None
+    last_resync_changed: int = 0
+    last_event_ltime: int = 0
+    """Highest Lamport time of a ``nodeview-resync`` user event already acted on."""
+
+
+class Heartbeat(BaseModel):
+    """Liveness of the active enricher, written every few seconds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enricher_id: str
+    at: datetime
+    interval_seconds: float
+
+
+class NodeEntry(BaseModel):
+    """One node in ``GET /api/v1/nodes``: the legacy fields plus nodeview's own."""
+
+    model_config = ConfigDict(frozen=True)
+
+    node: str
+    addr: str
+    status: NodeStatus
+    type: NodeType
+    datacenter: str
+    site_name: str
+    site_code: str | None
+    services_count: int
+    services_status: ServicesStatus
+    error: str | None
+    service_names: tuple[str, ...]
+    updated_at: datetime
+
+
+class NodesResponse(BaseModel):
+    """Body of ``GET /api/v1/nodes``."""
+
+    success: bool = True
+    data: list[NodeEntry]
+    total: int
+    main_server: str
+    active_server: str
+    generation: int
+    synced_at: datetime | None
+    stale: bool
+
+
+class ServiceDetail(BaseModel):
+    """One service in ``GET /api/v1/nodes/{node_addr}/services``."""
+
+    ID: str
+    Service: str
+    Tags: list[str]
+    Port: int
+    Address: str
+
+
+class NodeServicesResponse(BaseModel):
+    """Body of ``GET /api/v1/nodes/{node_addr}/services``."""
+
+    success: bool = True
+    node: str
+    node_name: str
+    services: dict[str, ServiceDetail]
+    total: int
+    services_status: ServicesStatus
+    error: str | None
+    active_server: str
+
+
+class ServiceNamesResponse(BaseModel):
+    """Body of ``GET /api/v1/nodes/{node_addr}/service-names``."""
+
+    success: bool = True
+    node: str
+    node_name: str
+    data: list[str]
+    total: int
+    active_server: str
+
+
+class FlushResponse(BaseModel):
+    """Body of ``POST /api/v1/admin/cache/nodes/flush``."""
+
+    success: bool
+    message: str
+    keys_flushed: int
+    flushed_at: datetime
+    warning: str | None
+    request_id: str
+    generation: int | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Body of every error answer of the API."""
+
+    success: bool = False
+    error: str
+    detail: str | None = None
