@@ -20,7 +20,7 @@ def utc_now() -> datetime:
 class ConsulChange(BaseModel):
     """One answer of a Consul watch: what changed, at which index, and the full new state."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     watch_type: WatchType
     key: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
@@ -43,7 +43,7 @@ class ConsulChange(BaseModel):
 class ResyncRequested(BaseModel):
     """A request for a full resync of the view from Consul."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     request_id: str = Field(min_length=1, max_length=128)
     requested_by: str = Field(max_length=256)

@@ -1,0 +1,1 @@
+"""nodeview services (relay, enricher, api) and the adapters they share."""

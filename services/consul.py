@@ -1,0 +1,375 @@
+"""Consul HTTP client shared by relay and enricher: pooled, ordered fallback, retries, bounded."""
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from services import metrics
+from services.config import ConsulSettings
+
+log = logging.getLogger("nodeview.consul")
+
+SERVER_COOLDOWN_SECONDS = 10.0
+"""How long a failed server is tried only after the healthy ones."""
+
+BLOCKING_WAIT_MAX_SECONDS = 600.0
+"""Consul caps ``wait`` at 10 minutes."""
+
+
+class ConsulError(Exception):
+    """A Consul request did not produce a usable answer."""
+
+    def __init__(self, message: str, *, endpoint: str, server: str | None = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.server = server
+
+
+class ConsulUnavailable(ConsulError):
+    """Every configured Consul server failed (connect error, timeout or 5xx), retries included."""
+
+
+class ConsulTimeout(ConsulUnavailable):
+    """The last attempt on every server timed out."""
+
+
+class ConsulHTTPError(ConsulError):
+    """Consul answered with a 4xx status; another server would answer the same."""
+
+    def __init__(
+        self, message: str, *, endpoint: str, server: str, status: int, index: int | None = None
+    ) -> None:
+        super().__init__(message, endpoint=endpoint, server=server)
+        self.status = status
+        self.index = index
+
+
+class ConsulNotFound(ConsulHTTPError):
+    """Consul answered 404."""
+
+
+class ConsulACLDenied(ConsulHTTPError):
+    """Consul answered 403: the ACL token is missing, unknown or lacks permission."""
+
+
+class ConsulBadResponse(ConsulError):
+    """Consul answered 2xx with a body that is not JSON."""
+
+
+def error_type(exc: BaseException) -> str:
+    """Return a short, bounded label for an error, for metrics and logs."""
+    if isinstance(exc, ConsulTimeout):
+        return "timeout"
+    if isinstance(exc, ConsulUnavailable):
+        return "unavailable"
+    if isinstance(exc, ConsulACLDenied):
+        return "acl_denied"
+    if isinstance(exc, ConsulNotFound):
+        return "not_found"
+    if isinstance(exc, ConsulHTTPError):
+        return "http_4xx"
+    if isinstance(exc, ConsulBadResponse):
+        return "bad_response"
+    return "error"
+
+
+@dataclass(frozen=True)
+class ConsulResponse:
+    """A decoded Consul answer with its consistency headers and the server that gave it."""
+
+    data: Any
+    index: int | None
+    known_leader: bool | None
+    last_contact_ms: int | None
+    server: str
+
+
+class _ServerFailure(Exception):
+    """One server failed in a way that allows falling back to the next one."""
+
+    def __init__(self, status: str, *, timeout: bool) -> None:
+        super().__init__(status)
+        self.status = status
+        self.timeout = timeout
+
+
+def server_label(url: str) -> str:
+    """Return ``host:port`` of a server URL, used in metrics and the API's server fields."""
+    parts = urlsplit(url)
+    return parts.netloc or url
+
+
+def _parse_int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _tls_verify(settings: ConsulSettings) -> ssl.SSLContext | bool:
+    if not settings.consul_tls_verify:
+        return False
+    if settings.consul_ca_file is not None:
+        return ssl.create_default_context(cafile=str(settings.consul_ca_file))
+    return True
+
+
+class ConsulClient:
+    """One pooled client for every Consul read of a process."""
+
+    def __init__(
+        self,
+        settings: ConsulSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        extra_connections: int = 8,
+    ) -> None:
+        self._settings = settings
+        self._servers = list(settings.consul_servers)
+        self._sleep = sleep
+        self._semaphore = asyncio.Semaphore(settings.consul_semaphore_limit)
+        self._failed_until: dict[str, float] = {}
+        headers = {"Accept": "application/json", "User-Agent": "nodeview"}
+        token = settings.consul_token_value()
+        if token is not None:
+            headers["X-Consul-Token"] = token.get_secret_value()
+        limit = settings.consul_semaphore_limit + extra_connections
+        self._http = httpx.AsyncClient(
+            headers=headers,
+            transport=transport,
+            verify=_tls_verify(settings),
+            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+            timeout=settings.consul_catalog_timeout,
+        )
+        self.active_server: str = server_label(self._servers[0])
+        """``host:port`` of the server that gave the last successful answer."""
+
+    @property
+    def main_server(self) -> str:
+        """Return ``host:port`` of the first configured server."""
+        return server_label(self._servers[0])
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "ConsulClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _ordered_servers(self) -> list[str]:
+        now = time.monotonic()
+        healthy = [s for s in self._servers if self._failed_until.get(s, 0.0) <= now]
+        cooling = [s for s in self._servers if s not in healthy]
+        return healthy + cooling
+
+    async def get(
+        self,
+        path: str,
+        *,
+        endpoint: str,
+        params: Mapping[str, str] | None = None,
+        index: int | None = None,
+        wait: float | None = None,
+    ) -> ConsulResponse:
+        """GET ``path`` with fallback and retries; a blocking query when ``index`` is given."""
+        query: dict[str, str] = dict(params or {})
+        if self._settings.consul_stale:
+            query["stale"] = ""
+        if self._settings.consul_datacenter and "dc" not in query:
+            query["dc"] = self._settings.consul_datacenter
+        blocking = index is not None and index > 0
+        timeout = self._settings.consul_catalog_timeout
+        if blocking:
+            wait_s = min(wait if wait is not None else 300.0, BLOCKING_WAIT_MAX_SECONDS)
+            query["index"] = str(index)
+            query["wait"] = f"{int(wait_s * 1000)}ms"
+            timeout = wait_s + wait_s / 16 + self._settings.consul_catalog_timeout
+        attempts = self._settings.consul_max_retries + 1
+        last: _ServerFailure | None = None
+        for attempt in range(attempts):
+            if attempt:
+                delay = self._settings.consul_retry_delay * (2 ** (attempt - 1))
+                await self._sleep(delay * (0.5 + random.random()))
+            for server in self._ordered_servers():
+                try:
+                    if blocking:
+                        return await self._once(server, path, endpoint, query, timeout, blocking)
+                    async with self._semaphore:
+                        return await self._once(server, path, endpoint, query, timeout, blocking)
+                except _ServerFailure as failure:
+                    last = failure
+                    self._failed_until[server] = time.monotonic() + SERVER_COOLDOWN_SECONDS
+                    label = server_label(server)
+                    metrics.CONSUL_SERVER_FALLBACK.labels(label, failure.status).inc()
+                    log.warning(
+                        "consul server failed",
+                        extra={
+                            "event": "consul.server_failed",
+                            "server": label,
+                            "endpoint": endpoint,
+                            "reason": failure.status,
+                            "attempt": attempt + 1,
+                        },
+                    )
+        assert last is not None
+        cls = ConsulTimeout if last.timeout else ConsulUnavailable
+        raise cls(
+            f"every Consul server failed for {endpoint} (last: {last.status})", endpoint=endpoint
+        )
+
+    async def _once(
+        self,
+        server: str,
+        path: str,
+        endpoint: str,
+        query: dict[str, str],
+        request_timeout: float,
+        blocking: bool,
+    ) -> ConsulResponse:
+        label = server_label(server)
+        started = time.perf_counter()
+        try:
+            response = await self._http.get(server + path, params=query, timeout=request_timeout)
+        except httpx.TimeoutException as exc:
+            metrics.CONSUL_REQUESTS.labels(endpoint, label, "timeout").inc()
+            raise _ServerFailure("timeout", timeout=True) from exc
+        except httpx.TransportError as exc:
+            metrics.CONSUL_REQUESTS.labels(endpoint, label, "error").inc()
+            raise _ServerFailure("connect_error", timeout=False) from exc
+        if not blocking:
+            metrics.CONSUL_REQUEST_DURATION.labels(endpoint, label).observe(
+                time.perf_counter() - started
+            )
+        status = response.status_code
+        if status >= 500:
+            metrics.CONSUL_REQUESTS.labels(endpoint, label, "http_5xx").inc()
+            raise _ServerFailure(str(status), timeout=False)
+        if status >= 400:
+            metrics.CONSUL_REQUESTS.labels(endpoint, label, "http_4xx").inc()
+            message = f"Consul answered {status} for {endpoint}: {response.text[:200]}"
+            error_cls: type[ConsulHTTPError] = ConsulHTTPError
+            if status == 404:
+                error_cls = ConsulNotFound
+            elif status == 403:
+                error_cls = ConsulACLDenied
+            raise error_cls(
+                message,
+                endpoint=endpoint,
+                server=label,
+                status=status,
+                index=_parse_int(response.headers.get("X-Consul-Index")),
+            )
+        try:
+            data = response.json()
+        except ValueError as exc:
+            metrics.CONSUL_REQUESTS.labels(endpoint, label, "bad_response").inc()
+            raise ConsulBadResponse(
+                f"Consul answered non-JSON for {endpoint}", endpoint=endpoint, server=label
+            ) from exc
+        metrics.CONSUL_REQUESTS.labels(endpoint, label, "ok").inc()
+        self._failed_until.pop(server, None)
+        self.active_server = label
+        leader = response.headers.get("X-Consul-KnownLeader")
+        return ConsulResponse(
+            data=data,
+            index=_parse_int(response.headers.get("X-Consul-Index")),
+            known_leader=None if leader is None else leader == "true",
+            last_contact_ms=_parse_int(response.headers.get("X-Consul-LastContact")),
+            server=label,
+        )
+
+    async def members(self) -> ConsulResponse:
+        """Read the agent's LAN members (Serf status); never blocks."""
+        return await self.get("/v1/agent/members", endpoint="/v1/agent/members")
+
+    async def catalog_nodes(
+        self, *, index: int | None = None, wait: float | None = None
+    ) -> ConsulResponse:
+        """Read every node of the catalog."""
+        return await self.get(
+            "/v1/catalog/nodes", endpoint="/v1/catalog/nodes", index=index, wait=wait
+        )
+
+    async def catalog_services(
+        self, *, index: int | None = None, wait: float | None = None
+    ) -> ConsulResponse:
+        """Read every service name of the catalog with its tags."""
+        return await self.get(
+            "/v1/catalog/services", endpoint="/v1/catalog/services", index=index, wait=wait
+        )
+
+    async def catalog_service(self, name: str) -> ConsulResponse:
+        """Read every instance of one service."""
+        return await self.get(
+            "/v1/catalog/service/" + quote(name, safe=""), endpoint="/v1/catalog/service/{name}"
+        )
+
+    async def node_services(self, node: str) -> ConsulResponse:
+        """Read the services registered on one node."""
+        return await self.get(
+            "/v1/catalog/node-services/" + quote(node, safe=""),
+            endpoint="/v1/catalog/node-services/{node}",
+        )
+
+    async def health_state(
+        self, state: str = "any", *, index: int | None = None, wait: float | None = None
+    ) -> ConsulResponse:
+        """Read every health check in ``state`` (Serf health included)."""
+        return await self.get(
+            "/v1/health/state/" + quote(state, safe=""),
+            endpoint="/v1/health/state/{state}",
+            index=index,
+            wait=wait,
+        )
+
+    async def kv_get(
+        self, key: str, *, index: int | None = None, wait: float | None = None
+    ) -> ConsulResponse:
+        """Read one KV entry; ``data`` is the entry object, or ``None`` when the key is missing."""
+        try:
+            response = await self.get(
+                "/v1/kv/" + quote(key, safe="/"), endpoint="/v1/kv/{key}", index=index, wait=wait
+            )
+        except ConsulNotFound as exc:
+            return ConsulResponse(
+                data=None,
+                index=exc.index,
+                known_leader=None,
+                last_contact_ms=None,
+                server=exc.server or "",
+            )
+        data = response.data
+        entry = data[0] if isinstance(data, list) and data else None
+        return ConsulResponse(
+            data=entry,
+            index=response.index,
+            known_leader=response.known_leader,
+            last_contact_ms=response.last_contact_ms,
+            server=response.server,
+        )
+
+    async def event_list(
+        self, name: str, *, index: int | None = None, wait: float | None = None
+    ) -> ConsulResponse:
+        """Read the recent user events called ``name``."""
+        return await self.get(
+            "/v1/event/list",
+            endpoint="/v1/event/list",
+            params={"name": name},
+            index=index,
+            wait=wait,
+        )

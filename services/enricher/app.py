@@ -1,0 +1,372 @@
+"""Composition root of the enricher: NATS, Consul client, lock, consumer loop and health port."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats.errors
+from fastapi import FastAPI
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js import api as js_api
+from nats.js.errors import NotFoundError, ServiceUnavailableError
+from pydantic import ValidationError
+
+from contracts import subjects
+from contracts.events import ConsulChange, ResyncRequested, utc_now
+from contracts.views import Heartbeat
+from services import bus, metrics
+from services.consul import ConsulClient
+from services.enricher.engine import Engine, EngineSettings, ResyncFailed
+from services.enricher.leader import Leadership, LeadershipLost
+from services.enricher.planner import classify
+from services.enricher.settings import EnricherSettings
+from services.enricher.store import KvViewStore
+from services.health import add_health_routes, make_server
+from services.logs import setup_logging
+
+log = logging.getLogger("nodeview.enricher")
+
+RESYNC_RETRY_MAX_SECONDS = 30.0
+
+
+class PoisonMessage(Exception):
+    """A message on the stream that no enricher can ever decode."""
+
+
+@dataclass
+class Decoded:
+    """The decoded messages of one fetch, in stream order."""
+
+    changes: list[ConsulChange] = field(default_factory=list)
+    resyncs: list[ResyncRequested] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def decode_message(msg: Msg) -> ConsulChange | ResyncRequested:
+    """Decode one stream message; raise ``PoisonMessage`` when it cannot be decoded."""
+    try:
+        body = bus.decode_body(msg.data, msg.headers)
+        if msg.subject == subjects.SUBJECT_CMD_RESYNC:
+            return ResyncRequested.model_validate_json(body)
+        if msg.subject.startswith(subjects.SUBJECT_CONSUL_PREFIX + "."):
+            return ConsulChange.model_validate_json(body)
+    except (ValidationError, OSError, EOFError, ValueError) as exc:
+        raise PoisonMessage(f"undecodable message on {msg.subject}: {exc}") from exc
+    raise PoisonMessage(f"unexpected subject {msg.subject}")
+
+
+class Enricher:
+    """The running enricher: owns the engine and the consumer of the event stream."""
+
+    def __init__(self, settings: EnricherSettings) -> None:
+        self.settings = settings
+        self.consul = ConsulClient(settings)
+        self.nc: Client | None = None
+        self.js: JetStreamContext | None = None
+        self.engine: Engine | None = None
+        self.leadership: Leadership | None = None
+        self.stopping = asyncio.Event()
+        self.needs_resync: str | None = "start"
+        self.last_stream_seq = 0
+
+    def ready(self) -> bool:
+        """Ready once connected; a standby is ready too (it is waiting for the lock)."""
+        return self.nc is not None and self.nc.is_connected
+
+    def status(self) -> dict[str, Any]:
+        """Return a small status document for the health routes."""
+        return {
+            "active": bool(self.leadership and self.leadership.held),
+            "resynced": bool(self.engine and self.engine.resynced),
+            "generation": self.engine.meta.generation if self.engine else None,
+        }
+
+    async def _on_reconnect(self) -> None:
+        self.needs_resync = "reconnect"
+
+    async def run(self) -> None:
+        """Connect, wait for the lock, resync, then consume until stopped."""
+        self.nc = await bus.connect(
+            self.settings,
+            f"nodeview-enricher-{self.settings.enricher_id}",
+            on_reconnect=self._on_reconnect,
+        )
+        self.js = self.nc.jetstream()
+        await bus.ensure_streams(self.js, self.settings)
+        store = KvViewStore(self.js)
+        self.engine = Engine(
+            self.consul,
+            store,
+            EngineSettings(
+                sites_key=self.settings.sites_kv_key,
+                resync_event=self.settings.resync_event_name,
+                unmapped_label=self.settings.site_unmapped_label,
+            ),
+        )
+        self.leadership = Leadership(
+            self.js, self.settings.enricher_id, self.settings.enricher_lock_ttl
+        )
+        await self.leadership.acquire()
+        metrics.ENRICHER_ACTIVE.set(1)
+        views, meta = await store.load()
+        self.engine.restore(views, meta)
+        tasks = [
+            asyncio.create_task(self._heartbeat_loop(store), name="heartbeat"),
+            asyncio.create_task(self._retry_loop(), name="retry"),
+        ]
+        try:
+            await self._consume()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            metrics.ENRICHER_ACTIVE.set(0)
+
+    async def _pull_subscription(self) -> Any:
+        assert self.js is not None
+        config = js_api.ConsumerConfig(
+            durable_name=subjects.CONSUMER_ENRICHER,
+            ack_policy=js_api.AckPolicy.EXPLICIT,
+            ack_wait=self.settings.enricher_ack_wait,
+            max_ack_pending=self.settings.enricher_batch_size * 4,
+            deliver_policy=js_api.DeliverPolicy.ALL,
+        )
+        return await self.js.pull_subscribe(
+            "nodeview.>",
+            durable=subjects.CONSUMER_ENRICHER,
+            stream=subjects.STREAM_EVENTS,
+            config=config,
+        )
+
+    async def _ensure_resynced(self) -> None:
+        assert self.engine is not None
+        delay = 0.5
+        while self.needs_resync and not self.stopping.is_set():
+            reason = self.needs_resync
+            self.needs_resync = None
+            try:
+                await self.engine.resync(reason)
+            except ResyncFailed:
+                self.needs_resync = reason
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+                delay = min(delay * 2, RESYNC_RETRY_MAX_SECONDS)
+
+    async def _consume(self) -> None:
+        assert self.js is not None
+        sub = await self._pull_subscription()
+        while not self.stopping.is_set():
+            await self._ensure_resynced()
+            try:
+                msgs = await sub.fetch(self.settings.enricher_batch_size, timeout=1.0)
+            except nats.errors.TimeoutError:
+                continue
+            except (NotFoundError, ServiceUnavailableError, nats.errors.Error) as exc:
+                log.warning(
+                    "event stream unavailable; recreating",
+                    extra={"event": "enrich.stream_lost", "reason": str(exc)},
+                )
+                await asyncio.sleep(1.0)
+                with contextlib.suppress(nats.errors.Error, OSError):
+                    await bus.ensure_streams(self.js, self.settings)
+                    sub = await self._pull_subscription()
+                    self.needs_resync = "stream lost"
+                continue
+            await self._handle_batch(msgs)
+
+    async def _handle_batch(self, msgs: list[Msg]) -> None:
+        assert self.engine is not None
+        decoded = Decoded()
+        to_ack: list[Msg] = []
+        started = time.perf_counter()
+        for msg in msgs:
+            meta = msg.metadata
+            if meta.num_delivered > 1:
+                metrics.REDELIVERIES.inc()
+            gap = self.last_stream_seq and meta.sequence.stream > self.last_stream_seq + 1
+            if gap and meta.num_delivered == 1:
+                self.needs_resync = self.needs_resync or "stream sequence gap"
+            self.last_stream_seq = max(self.last_stream_seq, meta.sequence.stream)
+            try:
+                item = decode_message(msg)
+            except PoisonMessage as exc:
+                await self._dead_letter(msg, "undecodable", str(exc))
+                continue
+            if meta.num_delivered > self.settings.enricher_max_deliver:
+                await self._dead_letter(msg, "max_deliver", "delivered too many times")
+                self.needs_resync = self.needs_resync or "event dead-lettered"
+                continue
+            to_ack.append(msg)
+            if isinstance(item, ResyncRequested):
+                decoded.resyncs.append(item)
+            elif meta.num_delivered > 1 and classify(self.engine.state, item) == "backwards":
+                metrics.EVENTS.labels(item.watch_type, "superseded").inc()
+            else:
+                decoded.changes.append(item)
+            for name in (subjects.HEADER_TRACEPARENT, subjects.HEADER_TRACESTATE):
+                if msg.headers and name in msg.headers and name not in decoded.headers:
+                    decoded.headers[name] = msg.headers[name]
+        try:
+            await self._apply(decoded)
+        except (ResyncFailed, bus.BusError, nats.errors.Error, OSError) as exc:
+            log.warning(
+                "batch failed; messages will be redelivered",
+                extra={"event": "enrich.batch_failed", "reason": str(exc), "messages": len(msgs)},
+            )
+            for msg in to_ack:
+                with contextlib.suppress(nats.errors.Error):
+                    await msg.nak(delay=self.settings.enricher_nak_delay)
+            return
+        for msg in to_ack:
+            await msg.ack()
+        log.info(
+            "batch handled",
+            extra={
+                "event": "enrich.batch",
+                "messages": len(msgs),
+                "changes": len(decoded.changes),
+                "resyncs": len(decoded.resyncs),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+
+    async def _apply(self, decoded: Decoded) -> None:
+        assert self.engine is not None
+        if decoded.changes:
+            result = await self.engine.handle(decoded.changes, decoded.headers)
+            if result.resync:
+                log.info(
+                    "resync after change",
+                    extra={"event": "enrich.resync_trigger", "reason": result.resync},
+                )
+        for request in decoded.resyncs[-1:]:
+            metrics.EVENTS.labels("resync", "applied").inc()
+            await self.engine.resync(
+                f"requested by {request.requested_by}: {request.reason}",
+                request_id=request.request_id,
+                headers=decoded.headers,
+            )
+
+    async def _dead_letter(self, msg: Msg, reason: str, detail: str) -> None:
+        assert self.js is not None
+        metrics.DEAD_LETTERS.labels(reason).inc()
+        log.error(
+            "message dead-lettered",
+            extra={
+                "event": "enrich.dead_letter",
+                "reason": reason,
+                "detail": detail[:500],
+                "subject": msg.subject,
+                "stream_seq": msg.metadata.sequence.stream,
+            },
+        )
+        headers = {
+            "Nodeview-Dead-Letter-Reason": reason,
+            "Nodeview-Original-Subject": msg.subject,
+            "Nodeview-Original-Sequence": str(msg.metadata.sequence.stream),
+            **{k: v for k, v in (msg.headers or {}).items() if k != subjects.HEADER_MSG_ID},
+        }
+        await self.js.publish(subjects.SUBJECT_DEAD_LETTER, msg.data, headers=headers)
+        await msg.term()
+
+    async def _heartbeat_loop(self, store: KvViewStore) -> None:
+        assert self.leadership is not None
+        interval = min(
+            self.settings.enricher_heartbeat_interval, self.settings.enricher_lock_ttl / 3
+        )
+        while True:
+            try:
+                await self.leadership.refresh()
+                await store.put_heartbeat(
+                    Heartbeat(
+                        enricher_id=self.settings.enricher_id,
+                        at=utc_now(),
+                        interval_seconds=self.settings.enricher_heartbeat_interval,
+                    )
+                )
+            except LeadershipLost:
+                log.error(  # noqa: TRY400
+                    "enricher lock lost; stopping", extra={"event": "enrich.lock_lost"}
+                )
+                self.stopping.set()
+                return
+            except (nats.errors.Error, OSError) as exc:
+                log.warning(
+                    "heartbeat failed",
+                    extra={"event": "enrich.heartbeat_failed", "reason": str(exc)},
+                )
+            await asyncio.sleep(interval)
+
+    async def _retry_loop(self) -> None:
+        assert self.engine is not None
+        last_full = time.monotonic()
+        while True:
+            await asyncio.sleep(self.settings.enricher_retry_interval)
+            try:
+                await self.engine.retry_pending()
+            except (bus.BusError, nats.errors.Error, OSError) as exc:
+                log.warning(
+                    "retry failed", extra={"event": "enrich.retry_failed", "reason": str(exc)}
+                )
+            every = self.settings.enricher_resync_interval
+            if every and time.monotonic() - last_full >= every:
+                last_full = time.monotonic()
+                self.needs_resync = self.needs_resync or "periodic"
+
+    async def close(self) -> None:
+        """Release the lock and close connections."""
+        if self.leadership is not None and self.nc is not None and self.nc.is_connected:
+            with contextlib.suppress(nats.errors.Error):
+                await self.leadership.release()
+        if self.nc is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self.nc.drain()
+        await self.consul.aclose()
+
+
+async def serve(settings: EnricherSettings) -> None:
+    """Run the enricher and its health port until SIGINT/SIGTERM."""
+    enricher = Enricher(settings)
+    app = FastAPI(title="nodeview enricher", docs_url=None, redoc_url=None, openapi_url=None)
+    add_health_routes(app, enricher.ready, enricher.status)
+    server = make_server(app, settings.enricher_host, settings.enricher_port)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, enricher.stopping.set)
+    server_task = asyncio.create_task(server.serve(), name="health")
+    run_task = asyncio.create_task(enricher.run(), name="enricher")
+    stop_task = asyncio.create_task(enricher.stopping.wait(), name="stop")
+    try:
+        done, _ = await asyncio.wait({run_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if run_task in done and run_task.exception() is not None:
+            raise run_task.exception()  # type: ignore[misc]
+    finally:
+        enricher.stopping.set()
+        run_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run_task
+        await enricher.close()
+        server.should_exit = True
+        await server_task
+        stop_task.cancel()
+
+
+def main() -> None:
+    """Entry point of ``nodeview enricher``."""
+    settings = EnricherSettings()
+    setup_logging(settings.log_level, settings.log_format)
+    log.info(
+        "enricher starting",
+        extra={
+            "event": "enrich.start",
+            "id": settings.enricher_id,
+            "consul_servers": settings.consul_servers,
+        },
+    )
+    asyncio.run(serve(settings))

@@ -1,0 +1,380 @@
+"""The enricher's work: apply change batches and resyncs, read Consul, write changed views."""
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from contracts import subjects
+from contracts.events import ConsulChange, utc_now
+from contracts.views import NodeView, ViewMeta
+from services import metrics
+from services.consul import ConsulClient, ConsulError, ConsulHTTPError
+from services.enricher import reads
+from services.enricher.inventory import (
+    BadConsulPayload,
+    Inventory,
+    Member,
+    build_view,
+    parse_catalog_nodes,
+    parse_members,
+    parse_serf_health,
+    parse_service_tags,
+    replace_service,
+    same_view,
+)
+from services.enricher.planner import EnricherState, ReadPlan, Settings, apply_change, coalesce
+from services.enricher.sites import BadSitesDocument, SitesMap, decode_kv_value, parse_sites
+from services.enricher.store import ViewStore
+
+log = logging.getLogger("nodeview.enricher")
+
+MEMBERS_UNAVAILABLE_STATUSES = (403, 404, 405)
+"""Answers of ``/v1/agent/members`` after which node status comes from ``serfHealth`` instead."""
+
+
+class ResyncFailed(Exception):
+    """A full resync could not read what it needs; the view was left as it was."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Settings of the enricher's core work."""
+
+    sites_key: str
+    resync_event: str
+    unmapped_label: str
+
+
+@dataclass
+class CommitResult:
+    """What one commit wrote."""
+
+    written: int = 0
+    deleted: int = 0
+    generation: int = 0
+
+
+@dataclass
+class BatchResult:
+    """Outcome of one batch of changes."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    commit: CommitResult = field(default_factory=CommitResult)
+    resync: str | None = None
+
+
+def _observed_header(observed: datetime | None) -> dict[str, str]:
+    if observed is None:
+        return {}
+    return {subjects.HEADER_OBSERVED_AT: f"{observed.timestamp():.6f}"}
+
+
+class Engine:
+    """Owns the enricher state; every entry point is serialised by one lock."""
+
+    def __init__(self, consul: ConsulClient, store: ViewStore, settings: EngineSettings) -> None:
+        self._consul = consul
+        self._store = store
+        self._settings = settings
+        self._plan_settings = Settings(
+            sites_key=settings.sites_key, resync_event=settings.resync_event
+        )
+        self.state = EnricherState()
+        self.published: dict[str, NodeView] = {}
+        self.meta = ViewMeta(generation=0, synced_at=utc_now())
+        self.pending_nodes: set[str] = set()
+        self.pending_services: set[str] = set()
+        self.resynced = False
+        self._lock = asyncio.Lock()
+
+    def restore(self, views: Mapping[str, NodeView], meta: ViewMeta | None) -> None:
+        """Start from what an earlier enricher left in the bucket, so only changes are written."""
+        self.published = dict(views)
+        if meta is not None:
+            self.meta = meta
+            self.state.last_event_ltime = meta.last_event_ltime
+
+    async def handle(
+        self, changes: Sequence[ConsulChange], headers: Mapping[str, str] | None = None
+    ) -> BatchResult:
+        """Apply one burst of changes: coalesce, apply carried state, read the rest, commit."""
+        async with self._lock:
+            result = BatchResult()
+            plan = ReadPlan()
+            for change in coalesce(changes):
+                step = ReadPlan()
+                outcome = apply_change(self.state, change, self._plan_settings, step)
+                plan.merge(step)
+                result.outcomes[f"{change.watch_type}:{outcome}"] += 1
+                metrics.EVENTS.labels(change.watch_type, outcome).inc()
+                if outcome == "bad_payload":
+                    log.warning(
+                        "bad payload kept out of the view",
+                        extra={
+                            "event": "enrich.bad_payload",
+                            "type": change.watch_type,
+                            "consul_index": change.consul_index,
+                        },
+                    )
+            duplicates = len(changes) - len(coalesce(changes))
+            if duplicates:
+                result.outcomes["coalesced"] += duplicates
+                metrics.EVENTS.labels("batch", "coalesced").inc(duplicates)
+            observed = min((c.observed_at for c in changes), default=None)
+            trace = {**(headers or {}), **_observed_header(observed)}
+            if plan.full_resync:
+                result.resync = plan.full_resync
+                result.commit = await self._resync_locked(plan.full_resync, None, trace)
+                return result
+            await self._execute(plan)
+            result.commit = await self._commit(plan.dirty, plan.all_dirty, trace)
+            return result
+
+    async def resync(
+        self,
+        reason: str,
+        request_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> CommitResult:
+        """Read the whole inventory from Consul and write every view that differs."""
+        async with self._lock:
+            return await self._resync_locked(reason, request_id, headers or {})
+
+    async def retry_pending(self) -> CommitResult | None:
+        """Read again the nodes and services whose last read failed."""
+        async with self._lock:
+            if not (self.pending_nodes or self.pending_services):
+                return None
+            plan = ReadPlan(
+                node_services=set(self.pending_nodes), service_names=set(self.pending_services)
+            )
+            self.pending_nodes.clear()
+            self.pending_services.clear()
+            await self._execute(plan)
+            return await self._commit(plan.dirty, False, {})
+
+    async def _execute(self, plan: ReadPlan) -> None:
+        inv = self.state.inventory
+        if plan.members:
+            await self._read_members(plan)
+        known = inv.node_names()
+        node_targets = [(n, self._addr(n)) for n in sorted(plan.node_services & known)]
+        node_results, service_results = await asyncio.gather(
+            reads.read_nodes(self._consul, node_targets),
+            reads.read_services(self._consul, sorted(plan.service_names)),
+        )
+        for node_read in node_results:
+            plan.dirty.add(node_read.node)
+            if node_read.services is not None:
+                inv.services[node_read.node] = node_read.services
+                inv.failures.pop(node_read.node, None)
+            else:
+                inv.failures[node_read.node] = node_read.reason or "error"
+                self.pending_nodes.add(node_read.node)
+        for service_read in service_results:
+            if service_read.instances is not None:
+                plan.dirty |= replace_service(
+                    inv.services, service_read.name, service_read.instances
+                )
+                continue
+            self.pending_services.add(service_read.name)
+            for node, services in inv.services.items():
+                if any(inst.name == service_read.name for inst in services.values()):
+                    inv.failures[node] = f"service {service_read.name}: {service_read.reason}"
+                    plan.dirty.add(node)
+
+    async def _read_members(self, plan: ReadPlan) -> None:
+        inv = self.state.inventory
+        try:
+            response = await self._consul.members()
+            members = parse_members(response.data)
+        except ConsulHTTPError as exc:
+            if exc.status in MEMBERS_UNAVAILABLE_STATUSES:
+                inv.members = None
+                plan.all_dirty = True
+                return
+            raise
+        except (ConsulError, BadConsulPayload) as exc:
+            log.warning(
+                "members read failed; statuses kept",
+                extra={"event": "enrich.members_failed", "reason": str(exc)},
+            )
+            return
+        old = inv.members or {}
+        plan.dirty |= {n for n in members.keys() | old.keys() if members.get(n) != old.get(n)}
+        plan.node_services |= {n for n in members.keys() - old.keys() if n not in inv.services}
+        inv.members = members
+
+    def _addr(self, node: str) -> str:
+        inv = self.state.inventory
+        member = inv.members.get(node) if inv.members is not None else None
+        if member is not None:
+            return member.addr
+        catalog = inv.catalog.get(node)
+        return catalog.addr if catalog else ""
+
+    async def _resync_locked(
+        self, reason: str, request_id: str | None, headers: Mapping[str, str]
+    ) -> CommitResult:
+        started = time.perf_counter()
+        try:
+            result = await self._resync_reads(reason, request_id, headers)
+        except ResyncFailed:
+            metrics.RESYNCS.labels(_reason_label(reason), "failed").inc()
+            raise
+        duration = time.perf_counter() - started
+        metrics.RESYNCS.labels(_reason_label(reason), "ok").inc()
+        metrics.RESYNC_DURATION.observe(duration)
+        log.info(
+            "resync done",
+            extra={
+                "event": "enrich.resync",
+                "reason": reason,
+                "nodes": len(self.published),
+                "written": result.written,
+                "deleted": result.deleted,
+                "duration_ms": round(duration * 1000, 1),
+                "generation": result.generation,
+            },
+        )
+        return result
+
+    async def _resync_reads(
+        self, reason: str, request_id: str | None, headers: Mapping[str, str]
+    ) -> CommitResult:
+        old = self.state.inventory
+        try:
+            members_read, nodes, services, kv = await asyncio.gather(
+                self._members_or_none(),
+                self._consul.catalog_nodes(),
+                self._consul.catalog_services(),
+                self._consul.kv_get(self._settings.sites_key),
+            )
+            inv = Inventory(
+                members=members_read,
+                catalog=parse_catalog_nodes(nodes.data),
+                service_tags=parse_service_tags(services.data),
+            )
+            if members_read is None:
+                health = await self._consul.health_state("any")
+                inv.serf_health = parse_serf_health(health.data)
+                self.state.seen_index[("checks", None)] = health.index or 0
+            else:
+                inv.serf_health = old.serf_health
+        except (ConsulError, BadConsulPayload) as exc:
+            log.warning(
+                "resync failed; view kept",
+                extra={"event": "enrich.resync_failed", "reason": str(exc), "trigger": reason},
+            )
+            raise ResyncFailed(str(exc)) from exc
+        for service_read in await reads.read_services(self._consul, sorted(inv.service_tags)):
+            if service_read.instances is not None:
+                replace_service(inv.services, service_read.name, service_read.instances)
+                continue
+            self.pending_services.add(service_read.name)
+            for node, node_services in old.services.items():
+                kept = {sid: i for sid, i in node_services.items() if i.name == service_read.name}
+                if kept:
+                    inv.services.setdefault(node, {}).update(kept)
+                    inv.failures[node] = f"service {service_read.name}: {service_read.reason}"
+        for node in inv.node_names():
+            inv.node_index[node] = max(nodes.index or 0, services.index or 0)
+        self._apply_sites(kv.data)
+        self.state.inventory = inv
+        self.state.seen_index[("nodes", None)] = nodes.index or 0
+        self.state.seen_index[("services", None)] = services.index or 0
+        if kv.index is not None:
+            self.state.seen_index[("key", self._settings.sites_key)] = kv.index
+        self.pending_nodes.clear()
+        self.resynced = True
+        return await self._commit(set(), True, headers, resync_id=request_id or "")
+
+    async def _members_or_none(self) -> dict[str, Member] | None:
+        """Read the members; ``None`` when this Consul does not let us (ACL, no agent API)."""
+        try:
+            response = await self._consul.members()
+        except ConsulHTTPError as exc:
+            if exc.status in MEMBERS_UNAVAILABLE_STATUSES:
+                return None
+            raise
+        return parse_members(response.data)
+
+    def _apply_sites(self, entry: object) -> None:
+        try:
+            document = decode_kv_value(entry)
+            self.state.sites = SitesMap() if document is None else parse_sites(document)
+        except BadSitesDocument as exc:
+            metrics.EVENTS.labels("key", "bad_payload").inc()
+            log.warning(
+                "sites document rejected; last good kept",
+                extra={"event": "enrich.sites_invalid", "reason": str(exc)},
+            )
+
+    async def _commit(
+        self,
+        dirty: set[str],
+        all_dirty: bool,
+        headers: Mapping[str, str],
+        *,
+        resync_id: str | None = None,
+    ) -> CommitResult:
+        inv = self.state.inventory
+        names = inv.node_names()
+        targets = names if all_dirty else dirty & names
+        now = utc_now()
+        result = CommitResult()
+        for node in sorted(targets):
+            view = build_view(inv, node, self.state.sites, self._settings.unmapped_label, now)
+            if view is None:
+                continue
+            old = self.published.get(node)
+            if old is not None and same_view(old, view):
+                continue
+            await self._store.put_view(view, headers)
+            self.published[node] = view
+            result.written += 1
+        for node in sorted(self.published.keys() - names):
+            await self._store.delete_view(node, headers)
+            del self.published[node]
+            result.deleted += 1
+        changed = bool(result.written or result.deleted)
+        if changed or resync_id is not None:
+            self.meta = ViewMeta(
+                generation=self.meta.generation + 1,
+                consul_index=max(self.state.seen_index.values(), default=0),
+                main_server=self._consul.main_server,
+                active_server=self._consul.active_server,
+                synced_at=now,
+                last_resync_id=resync_id or self.meta.last_resync_id,
+                last_resync_at=now if resync_id is not None else self.meta.last_resync_at,
+                last_resync_changed=(
+                    result.written + result.deleted
+                    if resync_id is not None
+                    else self.meta.last_resync_changed
+                ),
+                last_event_ltime=self.state.last_event_ltime,
+            )
+            await self._store.put_meta(self.meta, headers)
+        self._update_gauges()
+        result.generation = self.meta.generation
+        return result
+
+    def _update_gauges(self) -> None:
+        by_status = Counter(v.status for v in self.published.values())
+        for status in ("alive", "dead", "left", "unknown"):
+            metrics.NODES.labels(status).set(by_status.get(status, 0))
+        metrics.NODES_SERVICES_ERROR.set(
+            sum(1 for v in self.published.values() if v.services_status == "error")
+        )
+
+
+def _reason_label(reason: str) -> str:
+    """Bound the reason label of the resync metrics."""
+    for label in ("start", "requested", "user event", "backwards", "reconnect", "takeover"):
+        if label in reason:
+            return label.replace(" ", "_")
+    return "other"

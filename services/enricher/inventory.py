@@ -1,0 +1,296 @@
+"""What the enricher knows of the cluster, parsed from Consul payloads, and the views from it."""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from contracts.views import NodeStatus, NodeType, NodeView, ServiceInstance
+from services.enricher.sites import SitesMap
+
+CONSUL_SERVICE = "consul"
+"""The service every Consul server runs; not counted in ``services_count``."""
+
+SERF_ALIVE = 1
+SERF_LEFT = 3
+SERF_FAILED = 4
+SERF_HEALTH_CHECK = "serfHealth"
+
+NodeServices = dict[str, ServiceInstance]
+
+
+class BadConsulPayload(ValueError):
+    """A Consul payload does not have the documented shape."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One agent of the LAN gossip pool, from ``/v1/agent/members``."""
+
+    name: str
+    addr: str
+    status: NodeStatus
+    type: NodeType
+    datacenter: str
+
+
+@dataclass(frozen=True)
+class CatalogNode:
+    """One node of the catalog, from ``/v1/catalog/nodes``."""
+
+    name: str
+    addr: str
+    datacenter: str
+
+
+@dataclass
+class Inventory:
+    """Mutable knowledge of the enricher; views are derived from it, never stored apart."""
+
+    members: dict[str, Member] | None = None
+    """``None`` while the members endpoint was never read (or is not available)."""
+    catalog: dict[str, CatalogNode] = field(default_factory=dict)
+    serf_health: dict[str, str] = field(default_factory=dict)
+    services: dict[str, NodeServices] = field(default_factory=dict)
+    """Node → service ID → instance."""
+    service_tags: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Last ``/v1/catalog/services`` answer."""
+    failures: dict[str, str] = field(default_factory=dict)
+    """Node → why its services could not be read."""
+    node_index: dict[str, int] = field(default_factory=dict)
+    """Node → Consul index of the change that last touched it."""
+
+    def node_names(self) -> set[str]:
+        """Return every node known from the members or the catalog."""
+        names = set(self.catalog)
+        if self.members is not None:
+            names.update(self.members)
+        return names
+
+
+def member_status(serf_status: object) -> NodeStatus:
+    """Map a Serf member status to the legacy status (alive / dead / unknown)."""
+    if serf_status == SERF_ALIVE:
+        return "alive"
+    if serf_status in (SERF_LEFT, SERF_FAILED):
+        return "dead"
+    return "unknown"
+
+
+def health_status(check_status: str | None) -> NodeStatus:
+    """Map a ``serfHealth`` check status to a node status, for nodes that are not members."""
+    if check_status in ("passing", "warning"):
+        return "alive"
+    if check_status == "critical":
+        return "dead"
+    return "unknown"
+
+
+def _text(item: Mapping[str, Any], key: str) -> str:
+    value = item.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadConsulPayload(f"{key} is not a string")
+    return value
+
+
+def _objects(payload: Any, what: str) -> list[Mapping[str, Any]]:
+    if payload is None:
+        return []
+    if not isinstance(payload, list) or not all(isinstance(i, dict) for i in payload):
+        raise BadConsulPayload(f"{what} payload is not a list of objects")
+    return payload
+
+
+def parse_members(payload: Any) -> dict[str, Member]:
+    """Parse ``/v1/agent/members``."""
+    members: dict[str, Member] = {}
+    for item in _objects(payload, "members"):
+        tags = item.get("Tags") or {}
+        if not isinstance(tags, dict):
+            raise BadConsulPayload("member Tags is not an object")
+        name = _text(item, "Name")
+        if not name:
+            raise BadConsulPayload("member without Name")
+        members[name] = Member(
+            name=name,
+            addr=_text(item, "Addr"),
+            status=member_status(item.get("Status")),
+            type="server" if tags.get("role") == "consul" else "client",
+            datacenter=str(tags.get("dc") or ""),
+        )
+    return members
+
+
+def parse_catalog_nodes(payload: Any) -> dict[str, CatalogNode]:
+    """Parse ``/v1/catalog/nodes`` (also the ``nodes`` watch payload)."""
+    nodes: dict[str, CatalogNode] = {}
+    for item in _objects(payload, "nodes"):
+        name = _text(item, "Node")
+        if not name:
+            raise BadConsulPayload("catalog node without Node")
+        nodes[name] = CatalogNode(
+            name=name, addr=_text(item, "Address"), datacenter=_text(item, "Datacenter")
+        )
+    return nodes
+
+
+def parse_serf_health(payload: Any) -> dict[str, str]:
+    """Extract node → ``serfHealth`` status from a health checks list (the ``checks`` watch)."""
+    health: dict[str, str] = {}
+    for item in _objects(payload, "checks"):
+        if item.get("CheckID") == SERF_HEALTH_CHECK:
+            health[_text(item, "Node")] = _text(item, "Status")
+    return health
+
+
+def parse_service_tags(payload: Any) -> dict[str, tuple[str, ...]]:
+    """Parse ``/v1/catalog/services`` (also the ``services`` watch payload)."""
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        raise BadConsulPayload("services payload is not an object")
+    result: dict[str, tuple[str, ...]] = {}
+    for name, tags in payload.items():
+        if tags is not None and not isinstance(tags, list):
+            raise BadConsulPayload("service tags are not a list")
+        result[str(name)] = tuple(sorted(str(t) for t in tags or ()))
+    return result
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise BadConsulPayload("Tags is not a list")
+    return tuple(str(t) for t in value)
+
+
+def _port(value: Any) -> int:
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadConsulPayload("Port is not an integer")
+    return value
+
+
+def parse_node_services(payload: Any) -> NodeServices:
+    """Parse ``/v1/catalog/node-services/<node>`` or ``/v1/catalog/node/<node>``."""
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        raise BadConsulPayload("node services payload is not an object")
+    raw = payload.get("Services") or []
+    items = list(raw.values()) if isinstance(raw, dict) else raw
+    result: NodeServices = {}
+    for item in _objects(items, "node services"):
+        service_id = _text(item, "ID") or _text(item, "Service")
+        result[service_id] = ServiceInstance(
+            name=_text(item, "Service"),
+            tags=_tags(item.get("Tags")),
+            port=_port(item.get("Port")),
+            address=_text(item, "Address"),
+        )
+    return result
+
+
+def parse_catalog_service(payload: Any) -> dict[str, NodeServices]:
+    """Parse ``/v1/catalog/service/<name>`` into node → that service's instances."""
+    result: dict[str, NodeServices] = {}
+    for item in _objects(payload, "catalog service"):
+        node = _text(item, "Node")
+        service_id = _text(item, "ServiceID") or _text(item, "ServiceName")
+        result.setdefault(node, {})[service_id] = ServiceInstance(
+            name=_text(item, "ServiceName"),
+            tags=_tags(item.get("ServiceTags")),
+            port=_port(item.get("ServicePort")),
+            address=_text(item, "ServiceAddress"),
+        )
+    return result
+
+
+def parse_health_service(payload: Any) -> dict[str, NodeServices]:
+    """Parse ``/v1/health/service/<name>`` (the ``service`` watch) into node → instances."""
+    result: dict[str, NodeServices] = {}
+    for item in _objects(payload, "health service"):
+        node = item.get("Node")
+        service = item.get("Service")
+        if not isinstance(node, dict) or not isinstance(service, dict):
+            raise BadConsulPayload("health service entry needs Node and Service objects")
+        service_id = _text(service, "ID") or _text(service, "Service")
+        result.setdefault(_text(node, "Node"), {})[service_id] = ServiceInstance(
+            name=_text(service, "Service"),
+            tags=_tags(service.get("Tags")),
+            port=_port(service.get("Port")),
+            address=_text(service, "Address"),
+        )
+    return result
+
+
+def replace_service(
+    services: dict[str, NodeServices], name: str, instances: Mapping[str, NodeServices]
+) -> set[str]:
+    """Replace every instance of service ``name`` by ``instances``; return the nodes touched."""
+    touched: set[str] = set()
+    for node, node_services in services.items():
+        stale = [sid for sid, inst in node_services.items() if inst.name == name]
+        for sid in stale:
+            del node_services[sid]
+        if stale:
+            touched.add(node)
+    for node, new in instances.items():
+        services.setdefault(node, {}).update(new)
+        touched.add(node)
+    return touched
+
+
+def services_count(services: Iterable[ServiceInstance]) -> int:
+    """Count services the way the old backend did: the ``consul`` service excluded."""
+    return sum(1 for inst in services if inst.name != CONSUL_SERVICE)
+
+
+def build_view(
+    inventory: Inventory,
+    node: str,
+    sites: SitesMap,
+    unmapped_label: str,
+    now: datetime,
+) -> NodeView | None:
+    """Build one node's view from the inventory; ``None`` when the node is not known."""
+    member = inventory.members.get(node) if inventory.members is not None else None
+    catalog = inventory.catalog.get(node)
+    if member is None and catalog is None:
+        return None
+    addr = member.addr if member and member.addr else (catalog.addr if catalog else "")
+    services = inventory.services.get(node, {})
+    serf = inventory.serf_health.get(node)
+    status = member.status if member is not None else health_status(serf)
+    names = {inst.name for inst in services.values()}
+    is_server = (member is not None and member.type == "server") or (
+        member is None and CONSUL_SERVICE in names
+    )
+    site = sites.lookup(addr)
+    failure = inventory.failures.get(node)
+    return NodeView(
+        node=node,
+        addr=addr,
+        datacenter=(member.datacenter if member else "") or (catalog.datacenter if catalog else ""),
+        status=status,
+        type="server" if is_server else "client",
+        site_name=site.name if site else unmapped_label,
+        site_code=site.code if site else None,
+        services_count=services_count(services.values()),
+        service_names=tuple(sorted(names)),
+        services=dict(sorted(services.items())),
+        services_status="error" if failure else "ok",
+        error=failure,
+        consul_index=inventory.node_index.get(node, 0),
+        updated_at=now,
+    )
+
+
+def same_view(a: NodeView, b: NodeView) -> bool:
+    """Tell whether two views differ only in bookkeeping (``updated_at``, ``consul_index``)."""
+    ignore = {"updated_at", "consul_index"}
+    return a.model_dump(exclude=ignore) == b.model_dump(exclude=ignore)

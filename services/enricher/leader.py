@@ -1,0 +1,63 @@
+"""Active/standby election of enrichers through a JetStream KV key with a TTL."""
+
+import asyncio
+import contextlib
+import logging
+
+from nats.js import JetStreamContext
+from nats.js.errors import KeyWrongLastSequenceError
+
+from contracts import subjects
+
+log = logging.getLogger("nodeview.enricher")
+
+
+class LeadershipLost(Exception):
+    """Another enricher holds the lock now; this one must stop acting."""
+
+
+class Leadership:
+    """Holds the enricher lock: acquire once, then refresh well inside the TTL."""
+
+    def __init__(self, js: JetStreamContext, owner: str, ttl: float) -> None:
+        self._js = js
+        self._owner = owner.encode()
+        self._ttl = ttl
+        self._revision: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Tell whether this process holds the lock."""
+        return self._revision is not None
+
+    async def acquire(self) -> None:
+        """Wait until the lock is free (its holder stopped refreshing it) and take it."""
+        kv = await self._js.key_value(subjects.BUCKET_ENRICHER_LOCK)
+        while True:
+            try:
+                self._revision = await kv.create(subjects.KEY_ENRICHER_LOCK, self._owner)
+            except KeyWrongLastSequenceError:
+                await asyncio.sleep(self._ttl / 4)
+                continue
+            log.info("enricher is active", extra={"event": "enrich.lock_acquired"})
+            return
+
+    async def refresh(self) -> None:
+        """Extend the lock; raise ``LeadershipLost`` when someone else took it."""
+        kv = await self._js.key_value(subjects.BUCKET_ENRICHER_LOCK)
+        try:
+            self._revision = await kv.update(
+                subjects.KEY_ENRICHER_LOCK, self._owner, last=self._revision
+            )
+        except KeyWrongLastSequenceError as exc:
+            self._revision = None
+            raise LeadershipLost("the enricher lock was taken over") from exc
+
+    async def release(self) -> None:
+        """Give the lock up so a standby takes over at once."""
+        if self._revision is None:
+            return
+        kv = await self._js.key_value(subjects.BUCKET_ENRICHER_LOCK)
+        with contextlib.suppress(KeyWrongLastSequenceError):
+            await kv.delete(subjects.KEY_ENRICHER_LOCK, last=self._revision)
+        self._revision = None

@@ -1,0 +1,210 @@
+"""Pure planning: coalesce a burst of changes, apply the state they carry, list the reads left."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from contracts.events import ConsulChange
+from services.enricher.inventory import (
+    BadConsulPayload,
+    Inventory,
+    parse_catalog_nodes,
+    parse_health_service,
+    parse_members,
+    parse_serf_health,
+    parse_service_tags,
+    replace_service,
+)
+from services.enricher.sites import BadSitesDocument, SitesMap, decode_kv_value, parse_sites
+
+Outcome = Literal["applied", "duplicate", "superseded", "backwards", "ignored", "bad_payload"]
+
+_TYPE_ORDER = {"members": 0, "nodes": 1, "checks": 2, "services": 3, "service": 4, "key": 5}
+
+
+@dataclass
+class EnricherState:
+    """Everything the enricher keeps between batches (in memory; rebuilt by a resync)."""
+
+    inventory: Inventory = field(default_factory=Inventory)
+    sites: SitesMap = field(default_factory=SitesMap)
+    seen_index: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    """(type, key) → highest Consul index already reflected, from events or reads."""
+    event_index: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    """(type, key) → index of the last change event applied, to see indexes going backwards."""
+    last_event_ltime: int = 0
+
+
+@dataclass
+class ReadPlan:
+    """Consul reads still needed after applying a batch, and the views that may have changed."""
+
+    members: bool = False
+    node_services: set[str] = field(default_factory=set)
+    service_names: set[str] = field(default_factory=set)
+    full_resync: str | None = None
+    """Why a full resync is needed, or ``None``."""
+    dirty: set[str] = field(default_factory=set)
+    all_dirty: bool = False
+
+    def needs_reads(self) -> bool:
+        """Tell whether any Consul read is planned."""
+        return bool(self.members or self.node_services or self.service_names or self.full_resync)
+
+    def merge(self, other: "ReadPlan") -> None:
+        """Add another plan's reads and dirty nodes to this one."""
+        self.members |= other.members
+        self.node_services |= other.node_services
+        self.service_names |= other.service_names
+        self.full_resync = self.full_resync or other.full_resync
+        self.dirty |= other.dirty
+        self.all_dirty |= other.all_dirty
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The few settings planning depends on."""
+
+    sites_key: str
+    resync_event: str
+
+
+def coalesce(changes: Sequence[ConsulChange]) -> list[ConsulChange]:
+    """Keep only the newest change of each watched thing, in a stable processing order."""
+    newest: dict[tuple[str, str | None], ConsulChange] = {}
+    for change in changes:
+        key = (change.watch_type, change.dedup_key)
+        current = newest.get(key)
+        if (
+            current is None
+            or change.watch_type == "event"
+            or change.consul_index >= current.consul_index
+        ):
+            newest[key] = change
+    return sorted(newest.values(), key=lambda c: _TYPE_ORDER.get(c.watch_type, 9))
+
+
+def classify(state: EnricherState, change: ConsulChange) -> Outcome | None:
+    """Return why a change must be skipped, or ``None`` when it is new."""
+    key = (change.watch_type, change.dedup_key)
+    if change.watch_type == "event":
+        return "duplicate" if state.event_index.get(key) == change.consul_index else None
+    last_event = state.event_index.get(key)
+    if last_event is not None and change.consul_index < last_event:
+        return "backwards"
+    seen = state.seen_index.get(key)
+    if seen is not None and change.consul_index <= seen:
+        return "duplicate" if change.consul_index == last_event else "superseded"
+    return None
+
+
+def apply_change(
+    state: EnricherState, change: ConsulChange, settings: Settings, plan: ReadPlan
+) -> Outcome:
+    """Apply the state a change carries to ``state`` and add the reads it needs to ``plan``."""
+    skip = classify(state, change)
+    key = (change.watch_type, change.dedup_key)
+    if skip == "backwards":
+        plan.full_resync = plan.full_resync or f"{change.watch_type} index went backwards"
+        state.event_index[key] = change.consul_index
+        return skip
+    if skip is not None:
+        return skip
+    try:
+        outcome = _apply(state, change, settings, plan)
+    except (BadConsulPayload, BadSitesDocument):
+        outcome = "bad_payload"
+    state.event_index[key] = change.consul_index
+    state.seen_index[key] = change.consul_index
+    for node in plan.dirty:
+        state.inventory.node_index[node] = max(
+            state.inventory.node_index.get(node, 0), change.consul_index
+        )
+    return outcome
+
+
+def _apply(
+    state: EnricherState, change: ConsulChange, settings: Settings, plan: ReadPlan
+) -> Outcome:
+    inv = state.inventory
+    payload = change.payload
+    match change.watch_type:
+        case "nodes":
+            new = parse_catalog_nodes(payload)
+            old = inv.catalog
+            added = new.keys() - old.keys()
+            removed = old.keys() - new.keys()
+            moved = {n for n in new.keys() & old.keys() if new[n] != old[n]}
+            inv.catalog = new
+            for node in removed:
+                inv.services.pop(node, None)
+                inv.failures.pop(node, None)
+            plan.node_services |= added
+            if (added or removed or moved) and inv.members is not None:
+                plan.members = True
+            plan.dirty |= added | removed | moved
+        case "checks":
+            health = parse_serf_health(payload)
+            changed = {
+                n
+                for n in health.keys() | inv.serf_health.keys()
+                if health.get(n) != inv.serf_health.get(n)
+            }
+            inv.serf_health = health
+            if changed and inv.members is not None:
+                plan.members = True
+            plan.dirty |= changed
+        case "members":
+            members = parse_members(payload)
+            old_members = inv.members or {}
+            plan.dirty |= {
+                n
+                for n in members.keys() | old_members.keys()
+                if members.get(n) != old_members.get(n)
+            }
+            inv.members = members
+        case "services":
+            tags = parse_service_tags(payload)
+            old_tags = inv.service_tags
+            for name in old_tags.keys() - tags.keys():
+                plan.dirty |= replace_service(inv.services, name, {})
+            changed_names = {n for n in tags if tags.get(n) != old_tags.get(n)}
+            # Same names and tags at a new index: an instance moved without a visible
+            # trace in this payload, so every service name is read again.
+            plan.service_names |= changed_names or set(tags)
+            inv.service_tags = tags
+        case "service":
+            if not change.service:
+                raise BadConsulPayload("service change without a service name")
+            plan.dirty |= replace_service(
+                inv.services, change.service, parse_health_service(payload)
+            )
+        case "key":
+            if change.key != settings.sites_key:
+                return "ignored"
+            document = decode_kv_value(payload)
+            state.sites = SitesMap() if document is None else parse_sites(document)
+            plan.all_dirty = True
+        case "event":
+            return _apply_events(state, payload, settings, plan)
+    return "applied"
+
+
+def _apply_events(
+    state: EnricherState, payload: object, settings: Settings, plan: ReadPlan
+) -> Outcome:
+    if payload is None:
+        return "applied"
+    if not isinstance(payload, list):
+        raise BadConsulPayload("event payload is not a list")
+    newest = state.last_event_ltime
+    for item in payload:
+        if not isinstance(item, dict) or item.get("Name") != settings.resync_event:
+            continue
+        ltime = item.get("LTime")
+        if isinstance(ltime, int) and ltime > state.last_event_ltime:
+            newest = max(newest, ltime)
+    if newest > state.last_event_ltime:
+        state.last_event_ltime = newest
+        plan.full_resync = plan.full_resync or f"user event {settings.resync_event}"
+    return "applied"

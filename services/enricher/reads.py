@@ -1,0 +1,102 @@
+"""The Consul reads of the enricher, each turning errors into a recorded failure, never a 0."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from services import metrics
+from services.consul import ConsulClient, ConsulError, ConsulNotFound, error_type
+from services.enricher.inventory import (
+    BadConsulPayload,
+    NodeServices,
+    parse_catalog_service,
+    parse_node_services,
+)
+
+log = logging.getLogger("nodeview.enricher")
+
+
+@dataclass(frozen=True)
+class NodeRead:
+    """Result of reading one node's services: the services, or why they could not be read."""
+
+    node: str
+    services: NodeServices | None
+    error_type: str | None = None
+    reason: str | None = None
+    index: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether the services were read."""
+        return self.services is not None
+
+
+@dataclass(frozen=True)
+class ServiceRead:
+    """Result of reading one service's instances: node → instances, or why not."""
+
+    name: str
+    instances: dict[str, NodeServices] | None
+    error_type: str | None = None
+    reason: str | None = None
+    index: int | None = None
+
+
+async def read_node_services(consul: ConsulClient, node: str, addr: str) -> NodeRead:
+    """Read one node's services; a failure is logged, counted and returned, not swallowed."""
+    started = time.perf_counter()
+    try:
+        response = await consul.node_services(node)
+        services = parse_node_services(response.data)
+    except ConsulNotFound:
+        return NodeRead(node=node, services={})
+    except (ConsulError, BadConsulPayload) as exc:
+        kind = error_type(exc) if isinstance(exc, ConsulError) else "bad_payload"
+        metrics.CONSUL_NODE_ENRICH_FAILURES.labels(node, kind).inc()
+        log.warning(
+            "node services read failed",
+            extra={
+                "event": "enrich.node_failed",
+                "node": node,
+                "addr": addr,
+                "reason": str(exc),
+                "error_type": kind,
+            },
+        )
+        return NodeRead(node=node, services=None, error_type=kind, reason=f"{kind}: {exc}")
+    finally:
+        metrics.CONSUL_NODE_ENRICH_DURATION.observe(time.perf_counter() - started)
+    return NodeRead(node=node, services=services, index=response.index)
+
+
+async def read_service(consul: ConsulClient, name: str) -> ServiceRead:
+    """Read every instance of one service name."""
+    try:
+        response = await consul.catalog_service(name)
+        instances = parse_catalog_service(response.data)
+    except (ConsulError, BadConsulPayload) as exc:
+        kind = error_type(exc) if isinstance(exc, ConsulError) else "bad_payload"
+        log.warning(
+            "service read failed",
+            extra={
+                "event": "enrich.service_failed",
+                "service": name,
+                "reason": str(exc),
+                "error_type": kind,
+            },
+        )
+        return ServiceRead(name=name, instances=None, error_type=kind, reason=f"{kind}: {exc}")
+    return ServiceRead(name=name, instances=instances, index=response.index)
+
+
+async def read_nodes(consul: ConsulClient, nodes: Iterable[tuple[str, str]]) -> list[NodeRead]:
+    """Read several nodes' services; the client bounds how many run at once."""
+    return list(await asyncio.gather(*(read_node_services(consul, n, a) for n, a in nodes)))
+
+
+async def read_services(consul: ConsulClient, names: Iterable[str]) -> list[ServiceRead]:
+    """Read several services' instances; the client bounds how many run at once."""
+    return list(await asyncio.gather(*(read_service(consul, name) for name in names)))

@@ -1,0 +1,49 @@
+"""Settings of the enricher, read once from the environment."""
+
+import os
+import socket
+
+from pydantic import Field
+
+from services.config import ConsulSettings, NatsSettings
+
+
+def _default_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class EnricherSettings(NatsSettings, ConsulSettings):
+    """Everything the enricher process reads from its environment."""
+
+    enricher_id: str = Field(default_factory=_default_id, validation_alias="ENRICHER_ID")
+    enricher_host: str = Field(default="127.0.0.1", validation_alias="ENRICHER_HOST")
+    enricher_port: int = Field(default=8082, ge=0, le=65535, validation_alias="ENRICHER_PORT")
+    enricher_batch_size: int = Field(
+        default=256, ge=1, le=10_000, validation_alias="ENRICHER_BATCH_SIZE"
+    )
+    enricher_batch_wait: float = Field(
+        default=0.02, gt=0, le=10, validation_alias="ENRICHER_BATCH_WAIT"
+    )
+    """Seconds a fetch waits for more messages once the first one is there (burst coalescing)."""
+    enricher_max_deliver: int = Field(
+        default=5, ge=1, le=100, validation_alias="ENRICHER_MAX_DELIVER"
+    )
+    enricher_ack_wait: float = Field(
+        default=30.0, gt=1, le=3600, validation_alias="ENRICHER_ACK_WAIT"
+    )
+    enricher_nak_delay: float = Field(
+        default=2.0, ge=0, le=600, validation_alias="ENRICHER_NAK_DELAY"
+    )
+    enricher_heartbeat_interval: float = Field(
+        default=5.0, gt=0, le=300, validation_alias="ENRICHER_HEARTBEAT_INTERVAL"
+    )
+    enricher_lock_ttl: float = Field(
+        default=10.0, ge=3, le=600, validation_alias="ENRICHER_LOCK_TTL"
+    )
+    enricher_retry_interval: float = Field(
+        default=5.0, gt=0, le=600, validation_alias="ENRICHER_RETRY_INTERVAL"
+    )
+    enricher_resync_interval: float = Field(
+        default=0.0, ge=0, validation_alias="ENRICHER_RESYNC_INTERVAL"
+    )
+    """Seconds between safety resyncs; 0 turns them off (changes arrive as events)."""

@@ -1,0 +1,71 @@
+"""The nodes KV bucket as the enricher sees it: load what is there, write only what changed."""
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from nats.js import JetStreamContext
+from pydantic import ValidationError
+
+from contracts import subjects
+from contracts.views import Heartbeat, NodeView, ViewMeta
+from services import bus
+
+
+class ViewStore(Protocol):
+    """Where views, the meta entry and the heartbeat are written."""
+
+    async def put_view(self, view: NodeView, headers: Mapping[str, str]) -> None:
+        """Write one node's view."""
+
+    async def delete_view(self, node: str, headers: Mapping[str, str]) -> None:
+        """Delete one node's view."""
+
+    async def put_meta(self, meta: ViewMeta, headers: Mapping[str, str]) -> None:
+        """Write the meta entry (after the views it describes)."""
+
+    async def put_heartbeat(self, heartbeat: Heartbeat) -> None:
+        """Write the heartbeat entry."""
+
+
+class KvViewStore:
+    """``ViewStore`` on the JetStream KV bucket ``nodeview_nodes``."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self._js = js
+
+    async def put_view(self, view: NodeView, headers: Mapping[str, str]) -> None:
+        """Write one node's view."""
+        await bus.kv_put(
+            self._js, subjects.node_key(view.node), view.model_dump_json().encode(), headers
+        )
+
+    async def delete_view(self, node: str, headers: Mapping[str, str]) -> None:
+        """Delete one node's view."""
+        await bus.kv_delete(self._js, subjects.node_key(node), headers)
+
+    async def put_meta(self, meta: ViewMeta, headers: Mapping[str, str]) -> None:
+        """Write the meta entry."""
+        await bus.kv_put(self._js, subjects.KEY_META, meta.model_dump_json().encode(), headers)
+
+    async def put_heartbeat(self, heartbeat: Heartbeat) -> None:
+        """Write the heartbeat entry."""
+        await bus.kv_put(self._js, subjects.KEY_HEARTBEAT, heartbeat.model_dump_json().encode())
+
+    async def load(self) -> tuple[dict[str, NodeView], ViewMeta | None]:
+        """Read the views and meta the bucket holds now (left by an earlier enricher)."""
+        views: dict[str, NodeView] = {}
+        meta: ViewMeta | None = None
+        async for update in bus.watch_nodes_bucket(self._js):
+            if update is None:
+                break
+            if update.deleted:
+                continue
+            try:
+                if update.key == subjects.KEY_META:
+                    meta = ViewMeta.model_validate_json(update.value)
+                elif subjects.node_from_key(update.key) is not None:
+                    view = NodeView.model_validate_json(update.value)
+                    views[view.node] = view
+            except ValidationError:
+                continue
+        return views, meta

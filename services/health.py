@@ -1,0 +1,48 @@
+"""A small HTTP app with /healthz, /readyz and /metrics for services that are not the API."""
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+import uvicorn
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+
+def add_health_routes(
+    app: FastAPI, ready: Callable[[], bool], status: Callable[[], dict[str, Any]]
+) -> None:
+    """Add liveness, readiness and metrics routes to ``app``."""
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", **status()}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        is_ready = ready()
+        return JSONResponse({"ready": is_ready, **status()}, status_code=200 if is_ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the process that embeds it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Install no signal handler: the embedding process stops the server itself."""
+        yield
+
+
+def make_server(
+    app: FastAPI, host: str, port: int, *, lifespan: Literal["auto", "on", "off"] = "off"
+) -> EmbeddedServer:
+    """Return a uvicorn server for ``app`` that runs inside the caller's event loop."""
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan=lifespan
+    )
+    return EmbeddedServer(config)

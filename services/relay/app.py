@@ -1,0 +1,194 @@
+"""Composition root of the relay: NATS, Consul client, HTTP handler, watcher and script handler."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any
+
+import nats.errors
+from fastapi import FastAPI
+from nats.aio.client import Client
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services import bus
+from services.consul import ConsulClient
+from services.health import add_health_routes, make_server
+from services.logs import setup_logging
+from services.relay.http import watch_router
+from services.relay.payloads import BadWatchPayload, decode_json, make_change, parse_index
+from services.relay.publisher import Publisher
+from services.relay.settings import RelaySettings
+from services.relay.watcher import WatchStats, run_watch, standard_watches
+
+log = logging.getLogger("nodeview.relay")
+
+
+class Relay:
+    """The running relay: one NATS connection, one Consul client, optional watcher loops."""
+
+    def __init__(self, settings: RelaySettings, *, watcher: bool) -> None:
+        self.settings = settings
+        self.watcher = watcher
+        self.consul = ConsulClient(settings)
+        self.nc: Client | None = None
+        self.publisher: Publisher | None = None
+        self.stats: dict[str, WatchStats] = {}
+        self.stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def ready(self) -> bool:
+        """Ready once connected to NATS."""
+        return self.nc is not None and self.nc.is_connected
+
+    def status(self) -> dict[str, Any]:
+        """Return watcher counters for the health routes."""
+        return {"watches": {name: vars(stats) for name, stats in self.stats.items()}}
+
+    async def start(self) -> None:
+        """Connect to NATS, make sure the streams exist, and start the watch loops."""
+        self.nc = await bus.connect(self.settings, "nodeview-relay")
+        js = self.nc.jetstream()
+        await bus.ensure_streams(js, self.settings)
+        self.publisher = Publisher(self.nc, js)
+        if not self.watcher:
+            return
+        watches = standard_watches(
+            self.consul, self.settings.sites_kv_key, self.settings.resync_event_name
+        )
+        for watch in watches:
+            stats = self.stats.setdefault(watch.watch_type, WatchStats())
+            self._tasks.append(
+                asyncio.create_task(
+                    run_watch(
+                        watch,
+                        self.publisher.publish,
+                        wait=self.settings.relay_watch_wait,
+                        min_interval=self.settings.relay_watch_min_interval,
+                        backoff_max=self.settings.relay_error_backoff_max,
+                        stats=stats,
+                        stop=self.stop,
+                    ),
+                    name=f"watch-{watch.watch_type}",
+                )
+            )
+
+    async def close(self) -> None:
+        """Stop the watch loops and close the connections."""
+        self.stop.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.nc is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self.nc.drain()
+        await self.consul.aclose()
+
+
+def build_app(relay: Relay) -> FastAPI:
+    """Return the relay's HTTP app: the watch handler and the health routes."""
+    app = FastAPI(title="nodeview relay", docs_url=None, redoc_url=None)
+    app.include_router(
+        watch_router(
+            lambda: relay.publisher,
+            relay.settings.relay_token_value(),
+            relay.settings.relay_max_body_bytes,
+        )
+    )
+    add_health_routes(app, relay.ready, relay.status)
+    return app
+
+
+async def serve(settings: RelaySettings, *, watcher: bool) -> None:
+    """Run the relay (HTTP handler, health port and, if asked, the watcher) until a signal."""
+    relay = Relay(settings, watcher=watcher)
+    if settings.relay_token_value() is None:
+        log.warning(
+            "RELAY_TOKEN is not set: POST /v1/watch/* answers 503",
+            extra={"event": "relay.no_token"},
+        )
+    server = make_server(build_app(relay), settings.relay_host, settings.relay_port)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, relay.stop.set)
+    await relay.start()
+    server_task = asyncio.create_task(server.serve(), name="http")
+    try:
+        await relay.stop.wait()
+    finally:
+        server.should_exit = True
+        await server_task
+        await relay.close()
+
+
+def main(*, watcher: bool) -> None:
+    """Entry point of ``nodeview relay serve`` / ``nodeview relay watch``."""
+    settings = RelaySettings()
+    setup_logging(settings.log_level, settings.log_format)
+    enabled = watcher or settings.relay_watcher_enabled
+    log.info(
+        "relay starting",
+        extra={
+            "event": "relay.start",
+            "watcher": enabled,
+            "consul_servers": settings.consul_servers,
+        },
+    )
+    asyncio.run(serve(settings, watcher=enabled))
+
+
+class HandleSettings(BaseSettings):
+    """What Consul puts in a script handler's environment."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    consul_index: str | None = Field(default=None, validation_alias="CONSUL_INDEX")
+
+
+async def handle_once(
+    settings: RelaySettings,
+    watch_type: str,
+    raw: bytes,
+    index_text: str | None,
+    *,
+    key: str | None,
+    service: str | None,
+) -> str:
+    """Publish one script-handler invocation; return a one-line summary."""
+    if len(raw) > settings.relay_max_body_bytes:
+        raise BadWatchPayload(f"the payload is larger than {settings.relay_max_body_bytes} bytes")
+    change = make_change(
+        watch_type, decode_json(raw), parse_index(index_text), "script", key=key, service=service
+    )
+    nc = await bus.connect(settings, "nodeview-relay-handler")
+    try:
+        js = nc.jetstream()
+        await bus.ensure_streams(js, settings)
+        result = await Publisher(nc, js).publish(change)
+    finally:
+        await nc.drain()
+    outcome = "duplicate" if result.duplicate else "stored"
+    return f"{change.watch_type} index {change.consul_index}: {outcome} (seq {result.stream_seq})"
+
+
+def handle_main(watch_type: str, key: str | None, service: str | None) -> int:
+    """Entry point of ``nodeview relay handle``: stdin JSON + CONSUL_INDEX → one change."""
+    settings = RelaySettings()
+    setup_logging(settings.log_level, "json" if settings.log_format == "json" else "console")
+    raw = sys.stdin.buffer.read(settings.relay_max_body_bytes + 1)
+    try:
+        summary = asyncio.run(
+            handle_once(
+                settings, watch_type, raw, HandleSettings().consul_index, key=key, service=service
+            )
+        )
+    except BadWatchPayload as exc:
+        print(f"nodeview relay handle: bad payload: {exc}", file=sys.stderr)
+        return 2
+    except (bus.BusError, nats.errors.Error, OSError, TimeoutError) as exc:
+        print(f"nodeview relay handle: cannot publish: {exc}", file=sys.stderr)
+        return 1
+    print(summary, file=sys.stderr)
+    return 0

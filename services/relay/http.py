@@ -1,0 +1,126 @@
+"""The HTTP watch handler: ``POST /v1/watch/{type}`` as Consul's ``http`` handler calls it."""
+
+import hmac
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import nats.errors
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import SecretStr
+
+from contracts.events import MAX_NAME_LENGTH
+from services import bus
+from services.relay.payloads import BadWatchPayload, decode_json, make_change, parse_index
+from services.relay.publisher import Publisher
+
+
+class BodyTooLarge(Exception):
+    """The request body is larger than ``RELAY_MAX_BODY_BYTES``."""
+
+
+def _error(status: int, error: str, detail: str | None = None) -> JSONResponse:
+    return JSONResponse({"success": False, "error": error, "detail": detail}, status_code=status)
+
+
+def check_bearer(authorization: str | None, token: SecretStr | None) -> JSONResponse | None:
+    """Return an error answer unless ``authorization`` carries the configured bearer token."""
+    if token is None:
+        return _error(503, "relay_token_not_configured", "set RELAY_TOKEN or RELAY_TOKEN_FILE")
+    if not authorization or not authorization.startswith("Bearer "):
+        return _error(401, "missing_token", "send Authorization: Bearer <RELAY_TOKEN>")
+    given = authorization.removeprefix("Bearer ").strip().encode()
+    if not hmac.compare_digest(given, token.get_secret_value().encode()):
+        return _error(403, "invalid_token")
+    return None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing more than ``limit`` bytes without reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _name_from_payload(payload: Any, outer: str, field: str) -> str | None:
+    if isinstance(payload, list) and payload and isinstance(payload[0], dict):
+        value = payload[0].get(outer) if outer else payload[0]
+        if isinstance(value, dict):
+            value = value.get(field)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def watch_router(
+    publisher: Callable[[], Publisher | None], token: SecretStr | None, max_body: int
+) -> APIRouter:
+    """Return the router of the HTTP watch handler."""
+    router = APIRouter()
+
+    @router.post("/v1/watch/{watch_type}", status_code=202)
+    async def watch_handler(
+        watch_type: str,
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        x_consul_index: Annotated[str | None, Header()] = None,
+        key: Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)] = None,
+        service: Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)] = None,
+        name: Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)] = None,
+        dc: Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)] = None,
+    ) -> JSONResponse:
+        """Accept one Consul watch invocation and publish it as a change."""
+        denied = check_bearer(authorization, token)
+        if denied is not None:
+            return denied
+        try:
+            raw = await read_body(request, max_body)
+        except BodyTooLarge:
+            return _error(413, "body_too_large", f"the limit is {max_body} bytes")
+        try:
+            index = parse_index(x_consul_index)
+            payload = decode_json(raw)
+            if watch_type == "service" and not service:
+                service = _name_from_payload(payload, "Service", "Service")
+            if watch_type == "event" and not (key or name):
+                name = _name_from_payload(payload, "", "Name")
+            change = make_change(
+                watch_type,
+                payload,
+                index,
+                "http",
+                key=key or name,
+                service=service,
+                datacenter=dc,
+            )
+        except BadWatchPayload as exc:
+            return _error(400, "bad_watch_payload", str(exc))
+        current = publisher()
+        if current is None:
+            return _error(503, "nats_unavailable", "the relay is not connected to NATS yet")
+        try:
+            result = await current.publish(change)
+        except bus.MessageTooLarge as exc:
+            return _error(413, "message_too_large", str(exc))
+        except (bus.BusError, nats.errors.Error, TimeoutError) as exc:
+            return _error(503, "nats_unavailable", str(exc))
+        return JSONResponse(
+            {
+                "success": True,
+                "watch_type": change.watch_type,
+                "consul_index": change.consul_index,
+                "duplicate": result.duplicate,
+                "stream_seq": result.stream_seq,
+            },
+            status_code=202,
+        )
+
+    return router

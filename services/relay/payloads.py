@@ -1,0 +1,107 @@
+"""Validation of Consul watch payloads and their conversion into ``ConsulChange`` events."""
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from contracts.events import ChangeSource, ConsulChange, WatchType, utc_now
+from contracts.subjects import WATCH_TYPES
+
+MAX_INDEX = 2**64 - 1
+"""Consul indexes are unsigned 64-bit integers."""
+
+_LIST_TYPES = frozenset({"nodes", "checks", "service", "event", "members"})
+
+
+class BadWatchPayload(ValueError):
+    """A watch payload, its type or its index is not what Consul sends."""
+
+
+def parse_watch_type(value: str) -> WatchType:
+    """Return ``value`` as a watch type, or raise ``BadWatchPayload``."""
+    if value not in WATCH_TYPES:
+        raise BadWatchPayload(
+            f"unknown watch type {value!r}; expected one of {', '.join(WATCH_TYPES)}"
+        )
+    return value  # type: ignore[return-value]
+
+
+def parse_index(value: str | None) -> int:
+    """Parse ``CONSUL_INDEX`` / ``X-Consul-Index``: an unsigned 64-bit integer."""
+    if value is None or not value.strip():
+        raise BadWatchPayload("the Consul index is missing (CONSUL_INDEX / X-Consul-Index)")
+    text = value.strip()
+    if not text.isdigit():
+        raise BadWatchPayload(f"the Consul index {text[:40]!r} is not an unsigned integer")
+    index = int(text)
+    if index > MAX_INDEX:
+        raise BadWatchPayload("the Consul index does not fit in 64 bits")
+    return index
+
+
+def decode_json(raw: bytes) -> Any:
+    """Decode a UTF-8 JSON document, or raise ``BadWatchPayload``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadWatchPayload("the payload is not UTF-8") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadWatchPayload(f"the payload is not JSON: {exc.msg} at {exc.pos}") from exc
+    except RecursionError as exc:
+        raise BadWatchPayload("the payload nests too deeply") from exc
+
+
+def check_shape(watch_type: WatchType, payload: Any) -> None:
+    """Check the top-level JSON shape Consul gives a handler of ``watch_type``."""
+    if watch_type in _LIST_TYPES:
+        if payload is not None and not (
+            isinstance(payload, list) and all(isinstance(item, dict) for item in payload)
+        ):
+            raise BadWatchPayload(f"a {watch_type} payload is a JSON list of objects")
+    elif watch_type == "services":
+        if not isinstance(payload, dict) or not all(
+            isinstance(tags, list | None) for tags in payload.values()
+        ):
+            raise BadWatchPayload("a services payload is an object of name → tag list")
+    elif watch_type == "key" and payload is not None and not isinstance(payload, dict):
+        raise BadWatchPayload("a key payload is one KV entry object (or null)")
+
+
+def make_change(
+    watch_type: str,
+    payload: Any,
+    index: int,
+    source: ChangeSource,
+    *,
+    key: str | None = None,
+    service: str | None = None,
+    datacenter: str | None = None,
+    observed_at: datetime | None = None,
+) -> ConsulChange:
+    """Validate a watch answer and wrap it in a ``ConsulChange``."""
+    kind = parse_watch_type(watch_type)
+    check_shape(kind, payload)
+    if kind == "service" and not service:
+        raise BadWatchPayload("a service watch needs the service name")
+    if kind == "key":
+        if key is None and isinstance(payload, dict) and isinstance(payload.get("Key"), str):
+            key = payload["Key"]
+        if not key:
+            raise BadWatchPayload("a key watch needs the key")
+    try:
+        return ConsulChange(
+            watch_type=kind,
+            key=key,
+            service=service,
+            consul_index=index,
+            datacenter=datacenter,
+            source=source,
+            observed_at=observed_at or utc_now(),
+            payload=payload,
+        )
+    except ValidationError as exc:
+        raise BadWatchPayload(f"invalid change: {exc.errors()[0]['msg']}") from exc

@@ -1,0 +1,34 @@
+"""Settings of the relay, read once from the environment."""
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from services.config import ConsulSettings, NatsSettings, read_secret
+
+
+class RelaySettings(NatsSettings, ConsulSettings):
+    """Everything the relay process reads from its environment."""
+
+    relay_token: SecretStr | None = Field(default=None, validation_alias="RELAY_TOKEN")
+    relay_token_file: Path | None = Field(default=None, validation_alias="RELAY_TOKEN_FILE")
+    relay_host: str = Field(default="127.0.0.1", validation_alias="RELAY_HOST")
+    relay_port: int = Field(default=8081, ge=0, le=65535, validation_alias="RELAY_PORT")
+    relay_max_body_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, validation_alias="RELAY_MAX_BODY_BYTES"
+    )
+    relay_watcher_enabled: bool = Field(default=True, validation_alias="RELAY_WATCHER_ENABLED")
+    relay_watch_wait: float = Field(
+        default=300.0, gt=0, le=600, validation_alias="RELAY_WATCH_WAIT"
+    )
+    relay_watch_min_interval: float = Field(
+        default=0.05, ge=0, le=60, validation_alias="RELAY_WATCH_MIN_INTERVAL"
+    )
+    """Least time between two blocking queries of one watch (rate limit)."""
+    relay_error_backoff_max: float = Field(
+        default=30.0, gt=0, le=600, validation_alias="RELAY_ERROR_BACKOFF_MAX"
+    )
+
+    def relay_token_value(self) -> SecretStr | None:
+        """Return the bearer token of the HTTP handler from RELAY_TOKEN or RELAY_TOKEN_FILE."""
+        return read_secret(self.relay_token, self.relay_token_file, "RELAY_TOKEN")

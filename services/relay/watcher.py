@@ -1,0 +1,152 @@
+"""The built-in watcher: Consul blocking queries, following Consul's index rules."""
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import nats.errors
+
+from contracts.events import ConsulChange
+from services.bus import BusError
+from services.consul import ConsulClient, ConsulError, ConsulResponse
+from services.relay.payloads import BadWatchPayload, make_change
+
+log = logging.getLogger("nodeview.relay")
+
+PUBLISH_ERRORS = (BusError, nats.errors.Error, OSError, TimeoutError)
+"""Errors of a publish after which the same answer is fetched and published again."""
+
+Fetch = Callable[[int, float], Awaitable[ConsulResponse]]
+Publish = Callable[[ConsulChange], Awaitable[object]]
+
+
+def next_index(previous: int, returned: int | None) -> int:
+    """Apply Consul's rules to the index of an answer: reset when it went backwards, never 0."""
+    if returned is None:
+        return 0
+    if returned < previous:
+        return 0
+    return max(returned, 1)
+
+
+@dataclass(frozen=True)
+class Watch:
+    """One blocking-query loop: what to read and how to label its changes."""
+
+    watch_type: str
+    fetch: Fetch
+    key: str | None = None
+
+
+def standard_watches(consul: ConsulClient, sites_key: str, event_name: str) -> list[Watch]:
+    """Return the watches of DESIGN: nodes, services, Serf health, the sites key, user events."""
+    return [
+        Watch("nodes", lambda i, w: consul.catalog_nodes(index=i, wait=w)),
+        Watch("services", lambda i, w: consul.catalog_services(index=i, wait=w)),
+        Watch("checks", lambda i, w: consul.health_state("any", index=i, wait=w)),
+        Watch("key", lambda i, w: consul.kv_get(sites_key, index=i, wait=w), key=sites_key),
+        Watch("event", lambda i, w: consul.event_list(event_name, index=i, wait=w), key=event_name),
+    ]
+
+
+@dataclass
+class WatchStats:
+    """Counters of one watch loop, for tests and the health page."""
+
+    requests: int = 0
+    published: int = 0
+    errors: int = 0
+    resets: int = 0
+
+
+async def run_watch(
+    watch: Watch,
+    publish: Publish,
+    *,
+    wait: float,
+    min_interval: float,
+    backoff_max: float,
+    stats: WatchStats,
+    stop: asyncio.Event,
+) -> None:
+    """Run one watch until ``stop``: publish on the first answer and whenever the index moves."""
+    index = 0
+    published_index: int | None = None
+    failures = 0
+    while not stop.is_set():
+        started = time.monotonic()
+        stats.requests += 1
+        try:
+            response = await watch.fetch(index, wait)
+        except ConsulError as exc:
+            stats.errors += 1
+            failures += 1
+            delay = min(backoff_max, 0.5 * 2 ** min(failures, 10)) * (0.5 + random.random() / 2)
+            log.warning(
+                "watch query failed",
+                extra={
+                    "event": "relay.watch_failed",
+                    "type": watch.watch_type,
+                    "reason": str(exc),
+                    "retry_in_s": round(delay, 2),
+                },
+            )
+            await _sleep_or_stop(stop, delay)
+            continue
+        failures = 0
+        new_index = next_index(index, response.index)
+        if response.index is not None and response.index < index:
+            stats.resets += 1
+            log.warning(
+                "consul index went backwards; resetting",
+                extra={
+                    "event": "relay.index_reset",
+                    "type": watch.watch_type,
+                    "previous": index,
+                    "returned": response.index,
+                },
+            )
+        if response.index is not None and response.index != published_index and new_index:
+            try:
+                change = make_change(
+                    watch.watch_type, response.data, response.index, "watcher", key=watch.key
+                )
+                await publish(change)
+                stats.published += 1
+                published_index = response.index
+            except PUBLISH_ERRORS as exc:
+                stats.errors += 1
+                log.warning(
+                    "publish failed; will query again",
+                    extra={
+                        "event": "relay.publish_failed",
+                        "type": watch.watch_type,
+                        "reason": str(exc),
+                    },
+                )
+                await _sleep_or_stop(stop, min(backoff_max, 1.0))
+                continue
+            except BadWatchPayload as exc:
+                stats.errors += 1
+                log.warning(
+                    "watch answer rejected",
+                    extra={
+                        "event": "relay.bad_answer",
+                        "type": watch.watch_type,
+                        "reason": str(exc),
+                    },
+                )
+        index = new_index
+        elapsed = time.monotonic() - started
+        if elapsed < min_interval:
+            await _sleep_or_stop(stop, min_interval - elapsed)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return
