@@ -1,6 +1,5 @@
 """The HTTP watch handler: ``POST /v1/watch/{type}`` as Consul's ``http`` handler calls it."""
 
-import hmac
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -11,6 +10,7 @@ from pydantic import SecretStr
 
 from contracts.events import MAX_NAME_LENGTH
 from services import bus
+from services.auth import check_bearer, error_response
 from services.relay.payloads import BadWatchPayload, decode_json, make_change, parse_index
 from services.relay.publisher import Publisher
 
@@ -19,20 +19,7 @@ class BodyTooLarge(Exception):
     """The request body is larger than ``RELAY_MAX_BODY_BYTES``."""
 
 
-def _error(status: int, error: str, detail: str | None = None) -> JSONResponse:
-    return JSONResponse({"success": False, "error": error, "detail": detail}, status_code=status)
-
-
-def check_bearer(authorization: str | None, token: SecretStr | None) -> JSONResponse | None:
-    """Return an error answer unless ``authorization`` carries the configured bearer token."""
-    if token is None:
-        return _error(503, "relay_token_not_configured", "set RELAY_TOKEN or RELAY_TOKEN_FILE")
-    if not authorization or not authorization.startswith("Bearer "):
-        return _error(401, "missing_token", "send Authorization: Bearer <RELAY_TOKEN>")
-    given = authorization.removeprefix("Bearer ").strip().encode()
-    if not hmac.compare_digest(given, token.get_secret_value().encode()):
-        return _error(403, "invalid_token")
-    return None
+_error = error_response
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -1,0 +1,1 @@
+"""The API: serves the node view from memory, kept current by the KV bucket's updates."""

@@ -1,0 +1,261 @@
+"""HTTP routes of the API: thin handlers over the replica's in-memory view."""
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import nats.errors
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from nats.js import JetStreamContext
+
+from contracts import subjects
+from contracts.events import ResyncRequested
+from contracts.views import (
+    ErrorResponse,
+    FlushResponse,
+    NodeServicesResponse,
+    NodeView,
+    ServiceDetail,
+    ServiceNamesResponse,
+)
+from services.api.feed import Feed, Subscriber
+from services.api.settings import ApiSettings
+from services.auth import check_bearer
+
+StatusFilter = Literal["alive", "dead", "left", "unknown"]
+MAX_FILTER_LENGTH = 256
+
+
+def _error(status: int, error: str, detail: str | None = None) -> JSONResponse:
+    return JSONResponse(ErrorResponse(error=error, detail=detail).model_dump(), status_code=status)
+
+
+def _not_ready() -> JSONResponse:
+    return _error(503, "not_ready", "the view is still being replayed from NATS")
+
+
+def _find(feed: Feed, node_addr: str) -> NodeView | None:
+    state = feed.state
+    return state.by_addr.get(node_addr) or state.nodes.get(node_addr)
+
+
+class SseLimiter:
+    """Bounds SSE connections, in total and per client address."""
+
+    def __init__(self, total: int, per_client: int) -> None:
+        self.total = total
+        self.per_client = per_client
+        self.open: Counter[str] = Counter()
+
+    def acquire(self, client: str) -> bool:
+        """Take a slot for ``client``; False when a limit is reached."""
+        if sum(self.open.values()) >= self.total or self.open[client] >= self.per_client:
+            return False
+        self.open[client] += 1
+        return True
+
+    def release(self, client: str) -> None:
+        """Give back a slot of ``client``."""
+        self.open[client] -= 1
+        if self.open[client] <= 0:
+            del self.open[client]
+
+
+def nodes_router(feed: Feed, settings: ApiSettings, publish_resync: "ResyncPublisher") -> APIRouter:
+    """Return the router of every ``/api/v1`` route."""
+    router = APIRouter(prefix="/api/v1")
+    limiter = SseLimiter(settings.api_sse_max_clients, settings.api_sse_max_per_client)
+    admin_token = settings.admin_token_value()
+
+    @router.get("/nodes", responses={304: {}, 503: {"model": ErrorResponse}})
+    async def list_nodes(
+        site: Annotated[str | None, Query(max_length=MAX_FILTER_LENGTH)] = None,
+        status: StatusFilter | None = None,
+        if_none_match: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """Every node with its status, site and services count, from memory."""
+        if not feed.ready.is_set():
+            return _not_ready()
+        body = feed.state.nodes_body(datetime.now(UTC), site, status)
+        headers = {"ETag": body.etag, "Cache-Control": "no-cache"}
+        if if_none_match is not None and body.etag in (t.strip() for t in if_none_match.split(",")):
+            return Response(status_code=304, headers=headers)
+        return Response(body.content, media_type="application/json", headers=headers)
+
+    @router.get(
+        "/nodes/events",
+        response_class=StreamingResponse,
+        responses={429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    )
+    async def node_events(request: Request) -> Response:
+        """Server-Sent Events: a snapshot, then one event per change, and keepalive comments."""
+        if not feed.ready.is_set():
+            return _not_ready()
+        client = request.client.host if request.client else "unknown"
+        if not limiter.acquire(client):
+            return _error(429, "too_many_streams", "close other event streams first")
+        subscriber = Subscriber(client)
+        snapshot = feed.state.nodes_body(datetime.now(UTC))
+        feed.subscribers.add(subscriber)
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                yield b"retry: 2000\nevent: snapshot\ndata: " + snapshot.content + b"\n\n"
+                while not subscriber.dropped:
+                    try:
+                        event, data = await asyncio.wait_for(
+                            subscriber.queue.get(), settings.api_sse_keepalive_seconds
+                        )
+                    except TimeoutError:
+                        yield b": keepalive\n\n"
+                        continue
+                    yield f"event: {event}\ndata: {data}\n\n".encode()
+            finally:
+                feed.subscribers.discard(subscriber)
+                limiter.release(client)
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @router.get(
+        "/nodes/{node_addr}/services",
+        response_model=NodeServicesResponse,
+        responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    )
+    async def node_services(node_addr: str) -> Response:
+        """The services of one node (by address, or by node name)."""
+        if not feed.ready.is_set():
+            return _not_ready()
+        view = _find(feed, node_addr)
+        if view is None:
+            return _error(
+                404, "node_not_found", f"no node with address or name {node_addr[:200]!r}"
+            )
+        meta = feed.state.meta
+        services = {
+            sid: ServiceDetail(
+                ID=sid,
+                Service=inst.name,
+                Tags=list(inst.tags),
+                Port=inst.port,
+                Address=inst.address,
+            )
+            for sid, inst in view.services.items()
+        }
+        body = NodeServicesResponse(
+            node=view.addr,
+            node_name=view.node,
+            services=services,
+            total=len(services),
+            services_status=view.services_status,
+            error=view.error,
+            active_server=meta.active_server if meta else "",
+        )
+        return Response(body.model_dump_json(), media_type="application/json")
+
+    @router.get(
+        "/nodes/{node_addr}/service-names",
+        response_model=ServiceNamesResponse,
+        responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    )
+    async def node_service_names(node_addr: str) -> Response:
+        """The distinct service names of one node (by address, or by node name)."""
+        if not feed.ready.is_set():
+            return _not_ready()
+        view = _find(feed, node_addr)
+        if view is None:
+            return _error(
+                404, "node_not_found", f"no node with address or name {node_addr[:200]!r}"
+            )
+        meta = feed.state.meta
+        body = ServiceNamesResponse(
+            node=view.addr,
+            node_name=view.node,
+            data=list(view.service_names),
+            total=len(view.service_names),
+            active_server=meta.active_server if meta else "",
+        )
+        return Response(body.model_dump_json(), media_type="application/json")
+
+    @router.post(
+        "/admin/cache/nodes/flush",
+        response_model=FlushResponse,
+        responses={
+            401: {"model": ErrorResponse},
+            403: {"model": ErrorResponse},
+            503: {"model": ErrorResponse},
+        },
+    )
+    async def flush_nodes(
+        request: Request,
+        wait: bool = False,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """Ask the enricher for a full resync; with ``wait=true``, wait for its new generation."""
+        denied = check_bearer(authorization, admin_token)
+        if denied is not None:
+            return denied
+        request_id = uuid.uuid4().hex
+        client = request.client.host if request.client else "unknown"
+        try:
+            await publish_resync(
+                ResyncRequested(
+                    request_id=request_id,
+                    requested_by=f"api flush from {client}",
+                    reason="admin flush",
+                )
+            )
+        except (nats.errors.Error, TimeoutError, OSError) as exc:
+            return _error(503, "nats_unavailable", str(exc))
+        warning = "the view is never emptied: it is kept while Consul is read again"
+        if not wait:
+            body = FlushResponse(
+                success=True,
+                message="resync requested",
+                keys_flushed=0,
+                flushed_at=datetime.now(UTC),
+                warning=warning,
+                request_id=request_id,
+            )
+            return Response(body.model_dump_json(), media_type="application/json", status_code=202)
+        done = await feed.wait_for(
+            lambda state: state.meta is not None and state.meta.last_resync_id == request_id,
+            settings.api_flush_wait_timeout,
+        )
+        meta = feed.state.meta
+        body = FlushResponse(
+            success=done,
+            message="resync done" if done else "resync requested; not finished in time",
+            keys_flushed=meta.last_resync_changed if done and meta else 0,
+            flushed_at=datetime.now(UTC),
+            warning=warning if done else "timed out waiting for the enricher",
+            request_id=request_id,
+            generation=meta.generation if meta else None,
+        )
+        return Response(
+            body.model_dump_json(), media_type="application/json", status_code=200 if done else 504
+        )
+
+    return router
+
+
+class ResyncPublisher:
+    """Publishes ``ResyncRequested`` on the command subject of the event stream."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self._js = js
+
+    async def __call__(self, request: ResyncRequested) -> None:
+        """Publish one resync request."""
+        await self._js.publish(
+            subjects.SUBJECT_CMD_RESYNC,
+            request.model_dump_json().encode(),
+            headers={subjects.HEADER_MSG_ID: f"resync:{request.request_id}"},
+        )

@@ -1,0 +1,33 @@
+"""Settings of the API, read once from the environment."""
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from services.config import NatsSettings, read_secret
+
+
+class ApiSettings(NatsSettings):
+    """Everything the API process reads from its environment."""
+
+    api_host: str = Field(default="127.0.0.1", validation_alias="API_HOST")
+    api_port: int = Field(default=8080, ge=0, le=65535, validation_alias="API_PORT")
+    api_admin_token: SecretStr | None = Field(default=None, validation_alias="API_ADMIN_TOKEN")
+    api_admin_token_file: Path | None = Field(default=None, validation_alias="API_ADMIN_TOKEN_FILE")
+    api_stale_after_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="API_STALE_AFTER_SECONDS"
+    )
+    """The view is marked stale when the enricher's heartbeat is older than this."""
+    api_flush_wait_timeout: float = Field(
+        default=30.0, gt=0, le=600, validation_alias="API_FLUSH_WAIT_TIMEOUT"
+    )
+    api_sse_max_clients: int = Field(default=1000, ge=1, validation_alias="API_SSE_MAX_CLIENTS")
+    api_sse_max_per_client: int = Field(default=8, ge=1, validation_alias="API_SSE_MAX_PER_CLIENT")
+    api_sse_keepalive_seconds: float = Field(
+        default=15.0, gt=0, validation_alias="API_SSE_KEEPALIVE_SECONDS"
+    )
+    api_max_body_bytes: int = Field(default=64 * 1024, ge=0, validation_alias="API_MAX_BODY_BYTES")
+
+    def admin_token_value(self) -> SecretStr | None:
+        """Return the admin bearer token from API_ADMIN_TOKEN or API_ADMIN_TOKEN_FILE."""
+        return read_secret(self.api_admin_token, self.api_admin_token_file, "API_ADMIN_TOKEN")

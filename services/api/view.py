@@ -1,0 +1,149 @@
+"""The in-memory view of one API replica: apply KV updates, build bodies once per change."""
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from contracts import subjects
+from contracts.views import Heartbeat, NodeEntry, NodeView, ViewMeta
+
+_ENTRY_FIELDS = tuple(NodeEntry.model_fields)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What one KV update changed, as sent to SSE subscribers."""
+
+    kind: Literal["node", "node_deleted", "meta", "heartbeat", "none"]
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Body:
+    """A serialised response with its ETag."""
+
+    content: bytes
+    etag: str
+
+
+def entry_of(view: NodeView) -> dict[str, Any]:
+    """Return the ``/api/v1/nodes`` entry of a view, in JSON-ready form."""
+    data = view.model_dump(mode="json", include=set(_ENTRY_FIELDS))
+    return {name: data[name] for name in _ENTRY_FIELDS}
+
+
+class ViewState:
+    """Nodes, meta and heartbeat of one replica; bodies are cached until the next change."""
+
+    def __init__(self, stale_after: float) -> None:
+        self.stale_after = stale_after
+        self.nodes: dict[str, NodeView] = {}
+        self.by_addr: dict[str, NodeView] = {}
+        self.meta: ViewMeta | None = None
+        self.heartbeat: Heartbeat | None = None
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._bodies: dict[tuple[str | None, str | None, bool], Body] = {}
+
+    def apply(self, key: str, value: bytes, deleted: bool) -> Delta:
+        """Apply one KV entry (or its deletion) and say what changed."""
+        try:
+            if key == subjects.KEY_HEARTBEAT:
+                if not deleted:
+                    self.heartbeat = Heartbeat.model_validate_json(value)
+                return Delta("heartbeat")
+            if key == subjects.KEY_META:
+                if deleted:
+                    return Delta("none")
+                self.meta = ViewMeta.model_validate_json(value)
+                self._bodies.clear()
+                return Delta("meta", {"generation": self.meta.generation})
+            node = subjects.node_from_key(key)
+            if node is None:
+                return Delta("none")
+            if deleted:
+                return self._delete(node)
+            view = NodeView.model_validate_json(value)
+        except ValidationError:
+            return Delta("none")
+        old = self.nodes.get(view.node)
+        if old is not None and self.by_addr.get(old.addr) is old:
+            del self.by_addr[old.addr]
+        self.nodes[view.node] = view
+        self.by_addr[view.addr] = view
+        entry = entry_of(view)
+        self._entries[view.node] = entry
+        self._bodies.clear()
+        return Delta("node", entry)
+
+    def _delete(self, node: str) -> Delta:
+        old = self.nodes.pop(node, None)
+        self._entries.pop(node, None)
+        if old is None:
+            return Delta("none")
+        if self.by_addr.get(old.addr) is old:
+            del self.by_addr[old.addr]
+            for other in self.nodes.values():
+                if other.addr == old.addr:
+                    self.by_addr[old.addr] = other
+                    break
+        self._bodies.clear()
+        return Delta("node_deleted", {"node": old.node, "addr": old.addr})
+
+    def is_stale(self, now: datetime) -> bool:
+        """Tell whether the enricher's heartbeat is missing or older than the threshold."""
+        if self.heartbeat is None:
+            return True
+        return (now - self.heartbeat.at).total_seconds() > self.stale_after
+
+    def view_age(self, now: datetime) -> float | None:
+        """Return the age of the enricher's heartbeat in seconds."""
+        return None if self.heartbeat is None else (now - self.heartbeat.at).total_seconds()
+
+    def nodes_body(self, now: datetime, site: str | None = None, status: str | None = None) -> Body:
+        """Return the ``/api/v1/nodes`` body, built once per change (and per filter)."""
+        stale = self.is_stale(now)
+        cache_key = (site, status, stale)
+        body = self._bodies.get(cache_key)
+        if body is None:
+            body = self._build(site, status, stale)
+            self._bodies[cache_key] = body
+        return body
+
+    def _build(self, site: str | None, status: str | None, stale: bool) -> Body:
+        entries = [
+            self._entries[name]
+            for name in sorted(self._entries)
+            if (
+                site is None
+                or self._entries[name]["site_name"] == site
+                or self._entries[name]["site_code"] == site
+            )
+            and (status is None or self._entries[name]["status"] == status)
+        ]
+        meta = self.meta
+        document = {
+            "success": True,
+            "data": entries,
+            "total": len(entries),
+            "main_server": meta.main_server if meta else "",
+            "active_server": meta.active_server if meta else "",
+            "generation": meta.generation if meta else 0,
+            "synced_at": meta.synced_at.isoformat() if meta else None,
+            "stale": stale,
+        }
+        content = json.dumps(document, separators=(",", ":")).encode()
+        etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
+        return Body(content=content, etag=etag)
+
+    def status_counts(self) -> Counter[str]:
+        """Count nodes by status."""
+        return Counter(view.status for view in self.nodes.values())
+
+    def services_error_count(self) -> int:
+        """Count nodes whose services could not be read."""
+        return sum(1 for view in self.nodes.values() if view.services_status == "error")
