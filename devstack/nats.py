@@ -75,10 +75,14 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         config = self.store_dir.parent / f"nats-{self.port}.conf"
         config.write_text(self.config_text())
-        output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [str(nats_server_binary()), "-c", str(config)], stdout=output, stderr=output
-        )
+        command = [str(nats_server_binary()), "-c", str(config)]
+        if self.log_file is None:
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        else:
+            with open(self.log_file, "ab") as output:
+                self.process = subprocess.Popen(command, stdout=output, stderr=output)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

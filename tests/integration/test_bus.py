@@ -1,0 +1,121 @@
+"""The NATS adapter against a real nats-server: streams, dedup, KV writes and the bucket watch."""
+
+import asyncio
+
+import nats
+import pytest
+
+from contracts import subjects
+from contracts.events import ConsulChange
+from services import bus
+from services.config import NatsSettings
+from services.enricher.leader import Leadership, LeadershipLost
+
+
+def _settings(url: str) -> NatsSettings:
+    return NatsSettings.model_validate({"NATS_URL": url})
+
+
+def _change(index: int, payload: object = None) -> ConsulChange:
+    return ConsulChange(
+        watch_type="nodes", consul_index=index, source="watcher", payload=payload or []
+    )
+
+
+@pytest.mark.timeout(30)
+async def test_publish_change_dedups_by_type_key_and_index(nats_url: str) -> None:
+    """The same change published twice is stored once; another index is stored again."""
+    nc = await bus.connect(_settings(nats_url), "test")
+    js = nc.jetstream()
+    await bus.ensure_streams(js, _settings(nats_url))
+    await bus.ensure_streams(js, _settings(nats_url))  # idempotent
+    first = await bus.publish_change(nc, js, _change(7))
+    again = await bus.publish_change(nc, js, _change(7))
+    other = await bus.publish_change(nc, js, _change(8))
+    assert not first.duplicate
+    assert again.duplicate
+    assert not other.duplicate
+    info = await js.stream_info(subjects.STREAM_EVENTS)
+    assert info.state.messages == 2
+    await nc.close()
+
+
+@pytest.mark.timeout(30)
+async def test_large_change_is_compressed_and_decodes_back(nats_url: str) -> None:
+    """A payload above the compression threshold travels gzip-compressed and decodes intact."""
+    nc = await bus.connect(_settings(nats_url), "test")
+    js = nc.jetstream()
+    await bus.ensure_streams(js, _settings(nats_url))
+    nodes = [
+        {"Node": f"node-{i:05d}", "Address": f"10.0.{i // 250}.{i % 250}"} for i in range(5000)
+    ]
+    change = _change(9, nodes)
+    await bus.publish_change(nc, js, change)
+    sub = await js.pull_subscribe("nodeview.consul.>", durable="t", stream=subjects.STREAM_EVENTS)
+    [msg] = await sub.fetch(1, timeout=5)
+    assert msg.headers
+    assert msg.headers[subjects.HEADER_CONTENT_ENCODING] == "gzip"
+    assert len(msg.data) < len(change.model_dump_json())
+    decoded = ConsulChange.model_validate_json(bus.decode_body(msg.data, msg.headers))
+    assert decoded.payload == nodes
+    await nc.close()
+
+
+@pytest.mark.timeout(30)
+async def test_bucket_watch_replays_latest_then_marks_caught_up_then_follows(nats_url: str) -> None:
+    """The watcher yields each key's latest value, then None, then live puts and deletes."""
+    nc = await bus.connect(_settings(nats_url), "test")
+    js = nc.jetstream()
+    await bus.ensure_streams(js, _settings(nats_url))
+    await bus.kv_put(js, "node.a", b"1")
+    await bus.kv_put(js, "node.a", b"2")
+    await bus.kv_put(js, "node.b", b"3", {"traceparent": "00-abc-def-01"})
+    watch = bus.watch_nodes_bucket(js)
+    replayed = {}
+    async for update in watch:
+        if update is None:
+            break
+        replayed[update.key] = (update.value, dict(update.headers))
+    assert replayed["node.a"][0] == b"2"
+    assert replayed["node.b"] == (b"3", {"traceparent": "00-abc-def-01"})
+    await bus.kv_delete(js, "node.a")
+    live = await asyncio.wait_for(anext(watch), 5)
+    assert live is not None
+    assert live.key == "node.a"
+    assert live.deleted
+    await watch.aclose()
+    await nc.close()
+
+
+@pytest.mark.timeout(30)
+async def test_bucket_watch_on_empty_bucket_is_caught_up_at_once(nats_url: str) -> None:
+    """An empty bucket yields None first, so a new API replica becomes ready."""
+    nc = await bus.connect(_settings(nats_url), "test")
+    js = nc.jetstream()
+    await bus.ensure_streams(js, _settings(nats_url))
+    watch = bus.watch_nodes_bucket(js)
+    assert await asyncio.wait_for(anext(watch), 5) is None
+    await watch.aclose()
+    await nc.close()
+
+
+@pytest.mark.timeout(30)
+async def test_only_one_enricher_holds_the_lock_and_release_hands_it_over(nats_url: str) -> None:
+    """A second contender waits while the first holds the lock, and gets it once released."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await bus.ensure_streams(js, _settings(nats_url))
+    first = Leadership(js, "first", ttl=3)
+    second = Leadership(js, "second", ttl=3)
+    await first.acquire()
+    contender = asyncio.create_task(second.acquire())
+    await asyncio.sleep(1.0)
+    assert not contender.done()
+    await first.refresh()
+    await first.release()
+    await asyncio.wait_for(contender, 5)
+    assert second.held
+    first._revision = 1
+    with pytest.raises(LeadershipLost):
+        await first.refresh()
+    await nc.close()
