@@ -5,8 +5,9 @@ Checks, in order: yamllint over the deploy files; ``kubectl kustomize`` of each 
 every rendered object against the Kubernetes OpenAPI schemas (kubernetes-validate, strict);
 Prometheus Operator objects against the schemas in deploy/k8s/schemas; the house rules
 (probes, resources, non-root, read-only root fs, no capabilities, pinned images, a
-PodDisruptionBudget per replicated workload, a default-deny NetworkPolicy); and that the
-PrometheusRule holds exactly the groups of deploy/prometheus/rules.yml.
+PodDisruptionBudget per replicated workload, a default-deny NetworkPolicy); that every alert
+of deploy/prometheus/rules.yml is valid PromQL (promql-parser); and that the PrometheusRule
+holds exactly the groups of that file.
 Exit code 0 when everything passes, 1 with one line per problem otherwise.
 """
 
@@ -35,6 +36,7 @@ CRD_SCHEMAS = {
 yaml: Any = importlib.import_module("yaml")
 jsonschema: Any = importlib.import_module("jsonschema")
 kubernetes_validate: Any = importlib.import_module("kubernetes_validate")
+promql_parser: Any = importlib.import_module("promql_parser")
 
 
 class CheckFailed(Exception):
@@ -162,6 +164,13 @@ def rules_problems(
     )
     validator = jsonschema.Draft202012Validator(schema["properties"]["spec"])
     problems = [f"{rules_file.name}: {e.message}" for e in validator.iter_errors(plain)]
+    for group in plain.get("groups", []) if not problems else []:
+        for rule in group["rules"]:
+            try:
+                promql_parser.parse(str(rule["expr"]))
+            except ValueError as exc:
+                name = rule.get("alert") or rule.get("record")
+                problems.append(f"{rules_file.name}: {name}: invalid PromQL: {exc}")
     for obj in (o for o in objects if o["kind"] == "PrometheusRule"):
         if obj["spec"] != plain:
             problems.append(f"{name_of(obj)}: groups differ from {rules_file.name}")

@@ -1,0 +1,1 @@
+"""Tests of the deploy files and the operations scripts."""
