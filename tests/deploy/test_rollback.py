@@ -176,3 +176,12 @@ def test_trigger_expressions_are_valid_promql() -> None:
     for trigger in TRIGGERS:
         promql.parse(trigger.alert_expr)
         promql.parse(trigger.query)
+
+
+def test_runbook_documents_every_trigger() -> None:
+    """docs/rollback.md has an anchor, the alert name and the window of every trigger."""
+    runbook = (ROOT / "docs" / "rollback.md").read_text()
+    for trigger in TRIGGERS:
+        assert f'<a id="{trigger.name.replace("_", "-")}"></a>`{trigger.name}`' in runbook
+        assert f"| {trigger.alert} |" in runbook
+        assert f"| {trigger.hold} |" in runbook
