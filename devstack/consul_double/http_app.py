@@ -1,0 +1,222 @@
+"""ASGI application of one server of the double: routing, faults, ACL, consistency and blocking."""
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from devstack.consul_double import consul_routes
+from devstack.consul_double.consul_routes import Handler
+from devstack.consul_double.errors import HttpError
+from devstack.consul_double.protocol import (
+    Pattern,
+    Receive,
+    Reply,
+    Request,
+    Scope,
+    Send,
+    read_request,
+    sleep_unless_gone,
+    text_reply,
+    wait_disconnect,
+)
+from devstack.consul_double.queries import Answer
+from devstack.consul_double.querying import (
+    CUT,
+    GONE,
+    Call,
+    Cut,
+    Gone,
+    Outcome,
+    QueryOptions,
+    blocking_timeout,
+)
+
+if TYPE_CHECKING:
+    from devstack.consul_double.server import ConsulDouble
+
+CONTROL_PREFIX = "/_double/"
+"""Path prefix of the control API (never counted, never ACL-checked)."""
+
+UNMATCHED_ENDPOINT = "unmatched"
+"""Endpoint template under which requests to unknown routes are counted."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """A Consul endpoint: methods, path template and handler."""
+
+    methods: tuple[str, ...]
+    pattern: Pattern
+    handler: Handler
+
+
+class ServerApp:
+    """The HTTP face of one server; all servers share the double's state, faults and counters."""
+
+    def __init__(self, double: "ConsulDouble", server: int) -> None:
+        """Bind the app to its double and server index."""
+        self.double = double
+        self.server = server
+        self.state = double.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point."""
+        if scope["type"] != "http":
+            return
+        request = await read_request(scope, receive, self.server)
+        if request.path.startswith(CONTROL_PREFIX):
+            await (await self.double.control.handle(request)).send(send)
+            return
+        route, params = _route(request)
+        endpoint = route.pattern.template if route else UNMATCHED_ENDPOINT
+        counters = self.double.counters
+        counters.started(self.server, endpoint, request.method)
+        disconnected = asyncio.ensure_future(wait_disconnect(receive))
+        try:
+            outcome = await self._serve(Call(request, params, disconnected), route)
+            if isinstance(outcome, Reply):
+                await outcome.send(send)
+            elif isinstance(outcome, Cut):
+                await _drop(send)
+        finally:
+            disconnected.cancel()
+            counters.finished(endpoint)
+
+    async def _serve(self, call: Call, route: Route | None) -> Outcome:
+        """Apply latency, injected errors, routing and ACL, then run the handler."""
+        request = call.request
+        latency = self.double.faults.latency_for(self.server, request.path)
+        if latency > 0 and not await sleep_unless_gone(latency, call.disconnected):
+            return GONE
+        status = self.double.faults.take_error(self.server)
+        if status is not None:
+            return text_reply(status, f"rpc error making call: injected failure ({status})")
+        if route is None:
+            return text_reply(404, "404 page not found\n")
+        if request.method not in route.methods:
+            return text_reply(405, f"method {request.method} not allowed")
+        try:
+            self._check_acl(request)
+            return await route.handler(self, call)
+        except HttpError as error:
+            return text_reply(error.status, error.text)
+
+    def _check_acl(self, request: Request) -> None:
+        """Require the ACL token (header, bearer or ``?token``) on every ACL-protected endpoint."""
+        expected = self.double.acl_token
+        if expected is None or request.path.startswith("/v1/status/"):
+            return
+        token = request.headers.get("x-consul-token") or request.query.get("token")
+        authorization = request.headers.get("authorization", "")
+        if not token and authorization.lower().startswith("bearer "):
+            token = authorization[7:].strip()
+        if not token:
+            raise HttpError(403, "Permission denied")
+        if token != expected:
+            raise HttpError(403, "ACL not found")
+
+    def check_dc(self, dc: str | None) -> None:
+        """Reject a datacenter the cluster cannot reach."""
+        if dc is not None and dc != self.state.datacenter:
+            raise HttpError(500, "No path to datacenter")
+
+    def check_consistency(self, options: QueryOptions) -> bool:
+        """Whether a leader is known; non-stale reads fail without one, as forwarding would."""
+        known = self.double.cluster.has_leader()
+        if not known and not options.stale:
+            raise HttpError(500, "No cluster leader")
+        return known
+
+    def check_write(self, request: Request) -> None:
+        """Writes go through raft: they need the datacenter and a leader."""
+        self.check_dc(request.query.get("dc") or None)
+        if not self.double.cluster.has_leader():
+            raise HttpError(500, "No cluster leader")
+
+    async def read(self, call: Call, query: Callable[[], Answer]) -> Outcome:
+        """Answer a catalog/health/KV read with Consul's consistency and blocking semantics."""
+        options = QueryOptions.parse(call.request)
+        self.check_dc(options.dc)
+        self.check_consistency(options)
+        answer = query()
+        if options.index > 0 and answer.index <= options.index:
+            blocked = await self.block(call, options, query, events=False)
+            if not isinstance(blocked, Answer):
+                return blocked
+            answer = blocked
+        return self._reply(answer, options, self.check_consistency(options))
+
+    async def block(
+        self, call: Call, options: QueryOptions, query: Callable[[], Answer], *, events: bool
+    ) -> Answer | Cut | Gone:
+        """Hold the query until its index moves past ``options.index`` or the wait elapses."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + blocking_timeout(options.wait, jitter=not events)
+        waiter = self.state.hub.register(self.server)
+        try:
+            while True:
+                waiter.event.clear()
+                if not events:
+                    self.check_consistency(options)
+                answer = query()
+                unchanged = (
+                    answer.index == options.index if events else answer.index <= options.index
+                )
+                remaining = deadline - loop.time()
+                if not unchanged or waiter.restored or remaining <= 0:
+                    return answer
+                woken: asyncio.Future[Any] = asyncio.ensure_future(waiter.event.wait())
+                try:
+                    await asyncio.wait(
+                        {woken, call.disconnected},
+                        timeout=remaining,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    woken.cancel()
+                if call.disconnected.done():
+                    return GONE
+                if waiter.cut:
+                    return CUT
+        finally:
+            self.state.hub.unregister(waiter)
+
+    def _reply(self, answer: Answer, options: QueryOptions, known_leader: bool) -> Reply:
+        """Build the reply of a read with Consul's query-meta headers."""
+        reply = consul_routes.body_reply(answer, options.pretty)
+        reply.headers += [
+            ("X-Consul-Effective-Consistency", options.level),
+            ("X-Consul-Index", str(answer.index)),
+            ("X-Consul-KnownLeader", "true" if known_leader else "false"),
+            ("X-Consul-LastContact", str(self._last_contact(options))),
+            ("X-Consul-Query-Backend", "blocking-query"),
+        ]
+        return reply
+
+    def _last_contact(self, options: QueryOptions) -> int:
+        """Stale reads are answered locally (a follower lags); others by the leader (0)."""
+        if options.stale:
+            return self.double.cluster.last_contact_ms(self.server)
+        return 0
+
+
+def _route(request: Request) -> tuple[Route | None, dict[str, str]]:
+    """Find the route of a path (first match wins); methods are checked later."""
+    for route in ROUTES:
+        params = route.pattern.match(request.path)
+        if params is not None:
+            return route, params
+    return None, {}
+
+
+async def _drop(send: Send) -> None:
+    """Start an answer and abandon it, so the server closes the connection mid-response."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"", "more_body": True})
+
+
+ROUTES: list[Route] = [
+    Route(methods, Pattern.of(template), handler)
+    for methods, template, handler in consul_routes.TABLE
+]
