@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv dev test lint typecheck unit integration e2e clean
+.PHONY: venv dev test lint typecheck unit integration e2e k8s-check clean
 
 venv: $(STAMP)
 
@@ -22,7 +22,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy contracts services devstack tests
+	$(BIN)/mypy contracts services devstack scripts tests
 
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -35,6 +35,9 @@ integration: venv
 
 e2e: venv
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+k8s-check: venv
+	$(BIN)/python scripts/k8s_check.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

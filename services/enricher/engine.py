@@ -176,16 +176,20 @@ class Engine:
                 inv.failures[node_read.node] = node_read.reason or "error"
                 self.pending_nodes.add(node_read.node)
         for service_read in service_results:
-            if service_read.instances is not None:
-                plan.dirty |= replace_service(
-                    inv.services, service_read.name, service_read.instances
-                )
-                continue
-            self.pending_services.add(service_read.name)
-            for node, services in inv.services.items():
-                if any(inst.name == service_read.name for inst in services.values()):
-                    inv.failures[node] = f"service {service_read.name}: {service_read.reason}"
-                    plan.dirty.add(node)
+            plan.dirty |= self._apply_service_read(inv, service_read)
+
+    def _apply_service_read(self, inv: Inventory, service_read: reads.ServiceRead) -> set[str]:
+        """Apply one service read; a failure keeps the instances known and marks their nodes."""
+        name = service_read.name
+        holders = {
+            n for n, svcs in inv.services.items() if any(i.name == name for i in svcs.values())
+        }
+        if service_read.instances is None:
+            inv.service_failures[name] = service_read.reason or "error"
+            self.pending_services.add(name)
+            return holders
+        inv.service_failures.pop(name, None)
+        return holders | replace_service(inv.services, name, service_read.instances)
 
     async def _read_members(self, plan: ReadPlan) -> None:
         inv = self.state.inventory
@@ -272,15 +276,14 @@ class Engine:
             )
             raise ResyncFailed(str(exc)) from exc
         for service_read in await reads.read_services(self._consul, sorted(inv.service_tags)):
-            if service_read.instances is not None:
-                replace_service(inv.services, service_read.name, service_read.instances)
-                continue
-            self.pending_services.add(service_read.name)
-            for node, node_services in old.services.items():
-                kept = {sid: i for sid, i in node_services.items() if i.name == service_read.name}
-                if kept:
-                    inv.services.setdefault(node, {}).update(kept)
-                    inv.failures[node] = f"service {service_read.name}: {service_read.reason}"
+            if service_read.instances is None:
+                for node, node_services in old.services.items():
+                    kept = {
+                        sid: i for sid, i in node_services.items() if i.name == service_read.name
+                    }
+                    if kept:
+                        inv.services.setdefault(node, {}).update(kept)
+            self._apply_service_read(inv, service_read)
         for node in inv.node_names():
             inv.node_index[node] = max(nodes.index or 0, services.index or 0)
         self._apply_sites(kv.data)

@@ -57,6 +57,8 @@ class Inventory:
     """Last ``/v1/catalog/services`` answer."""
     failures: dict[str, str] = field(default_factory=dict)
     """Node → why its services could not be read."""
+    service_failures: dict[str, str] = field(default_factory=dict)
+    """Service name → why its instances could not be read (every node running it is affected)."""
     node_index: dict[str, int] = field(default_factory=dict)
     """Node → Consul index of the change that last touched it."""
 
@@ -271,7 +273,14 @@ def build_view(
         member is None and CONSUL_SERVICE in names
     )
     site = sites.lookup(addr)
-    failure = inventory.failures.get(node)
+    failure = inventory.failures.get(node) or next(
+        (
+            f"service {name}: {inventory.service_failures[name]}"
+            for name in sorted(names)
+            if name in inventory.service_failures
+        ),
+        None,
+    )
     return NodeView(
         node=node,
         addr=addr,

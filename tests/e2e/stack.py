@@ -1,0 +1,186 @@
+"""The whole stack for end-to-end tests: nats-server, the Consul double and real processes."""
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from devstack.consul_double import ConsulDouble, generate_inventory
+from devstack.nats import NatsServer, free_port
+from devstack.processes import ServiceProcess
+
+T = TypeVar("T")
+HOST = "127.0.0.1"
+UNMAPPED = "Nao mapeado"
+
+
+class NotYet(AssertionError):
+    """The condition an ``eventually`` call waits for does not hold yet."""
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, within: float = 30.0, interval: float = 0.05
+) -> T:
+    """Call ``check`` until it returns without raising; re-raise its last error at timeout."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await check()
+        except (AssertionError, httpx.HTTPError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class Stack:
+    """Handles on every part of a running stack."""
+
+    tmp: Path
+    nodes: int = 20
+    services: int = 4
+    enrichers: int = 1
+    apis: int = 2
+    extra_env: dict[str, str] = field(default_factory=dict)
+    relay_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    nats: NatsServer | None = None
+    double: ConsulDouble | None = None
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=10.0))
+
+    @property
+    def consul(self) -> ConsulDouble:
+        """The running Consul double."""
+        assert self.double is not None
+        return self.double
+
+    def env(self) -> dict[str, str]:
+        """Environment shared by every process."""
+        assert self.nats is not None
+        return {
+            "NATS_URL": self.nats.url,
+            "CONSUL_SERVERS": ",".join(self.consul.urls),
+            "RELAY_TOKEN": self.relay_token,
+            "API_ADMIN_TOKEN": self.admin_token,
+            "CONSUL_RETRY_DELAY": "0.05",
+            "ENRICHER_LOCK_TTL": "3",
+            "ENRICHER_HEARTBEAT_INTERVAL": "1",
+            "ENRICHER_RETRY_INTERVAL": "1",
+            "ENRICHER_ACK_WAIT": "5",
+            "RELAY_WATCH_WAIT": "30",
+            "LOG_LEVEL": "INFO",
+            **self.extra_env,
+        }
+
+    def add(
+        self, name: str, args: list[str], port_var: str, env: dict[str, str] | None = None
+    ) -> ServiceProcess:
+        """Start one more process on a free port and return it (not waited for)."""
+        port = free_port()
+        process = ServiceProcess(
+            name,
+            args,
+            {**self.env(), port_var: str(port), **(env or {})},
+            health_url=f"http://{HOST}:{port}",
+            log_dir=self.tmp / "logs",
+        )
+        self.processes[name] = process.start()
+        return process
+
+    async def start(self) -> "Stack":
+        """Start NATS, the double, the relay (watcher), the enrichers and the API replicas."""
+        self.nats = NatsServer(self.tmp / "jetstream", log_file=self.tmp / "nats.log").start()
+        self.double = ConsulDouble(
+            servers=2,
+            inventory=generate_inventory(nodes=self.nodes, services=self.services, sites=3, seed=3),
+        )
+        await self.double.start()
+        self.add("relay", ["relay", "watch"], "RELAY_PORT")
+        for i in range(self.enrichers):
+            self.add(
+                f"enricher-{i + 1}", ["enricher"], "ENRICHER_PORT", {"ENRICHER_ID": f"e{i + 1}"}
+            )
+        for i in range(self.apis):
+            self.add(f"api-{i + 1}", ["api"], "API_PORT")
+        for process in self.processes.values():
+            await asyncio.to_thread(process.wait_ready)
+        return self
+
+    async def stop(self) -> None:
+        """Stop every process, the double and NATS."""
+        for process in self.processes.values():
+            await asyncio.to_thread(process.stop)
+        if self.double is not None:
+            await self.double.stop()
+        if self.nats is not None:
+            self.nats.stop()
+        await self.http.aclose()
+
+    def url(self, name: str) -> str:
+        """Base URL of a process."""
+        url = self.processes[name].health_url
+        assert url is not None
+        return url
+
+    def api_names(self) -> list[str]:
+        """Names of the running API replicas."""
+        return [n for n, p in self.processes.items() if n.startswith("api-") and p.running]
+
+    async def nodes_of(self, api: str) -> dict[str, dict[str, Any]]:
+        """``/api/v1/nodes`` of one replica, by node name."""
+        response = await self.http.get(self.url(api) + "/api/v1/nodes")
+        assert response.status_code == 200, response.text
+        return {entry["node"]: entry for entry in response.json()["data"]}
+
+    async def metric(self, name: str, sample: str, labels: dict[str, str]) -> float:
+        """Read one sample of a process's /metrics (0 when absent)."""
+        text = (await self.http.get(self.url(name) + "/metrics")).text
+        wanted = sample + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+        for line in text.splitlines():
+            if line.startswith(sample + "{"):
+                head, _, value = line.rpartition(" ")
+                key = head[len(sample) + 1 : -1].split(",")
+                if sample + "{" + ",".join(sorted(key)) + "}" == wanted:
+                    return float(value)
+        return 0.0
+
+    def expected(self) -> dict[str, dict[str, Any]]:
+        """What the view must converge to, computed from the double's own state."""
+        state = self.consul.state
+        snapshot = state.snapshot()
+        sites: dict[str, str] = {}
+        entry = state.kv.get(state.sites_key)
+        if entry is not None:
+            document = json.loads(entry.value)
+            listed = document["data"]["sites"] if "data" in document else document["sites"]
+            for site in listed:
+                for field_name in ("prometheus_instance", "prometheus_host"):
+                    if site.get(field_name):
+                        sites.setdefault(site[field_name], site["name"])
+        services = {node["Node"]: node["Services"] for node in snapshot["nodes"]}
+        expected: dict[str, dict[str, Any]] = {}
+        for member in snapshot["members"]:
+            names = services.get(member["Name"], {})
+            expected[member["Name"]] = {
+                "addr": member["Addr"],
+                "status": {1: "alive", 3: "dead", 4: "dead"}.get(member["Status"], "unknown"),
+                "services_count": sum(1 for n in names.values() if n != "consul"),
+                "site_name": sites.get(member["Addr"], UNMAPPED),
+            }
+        return expected
+
+    async def assert_converged(self, api: str) -> None:
+        """Assert one replica's view equals the double's state (status, count, site, addr)."""
+        got = await self.nodes_of(api)
+        want = self.expected()
+        assert set(got) == set(want), sorted(set(got) ^ set(want))
+        for node, fields in want.items():
+            actual = {k: got[node][k] for k in fields}
+            assert actual == fields, (node, actual, fields)
