@@ -28,7 +28,6 @@ DUPLICATE_WINDOW_SECONDS = 120.0
 """JetStream duplicate window: one change delivered by several sources is stored once."""
 
 DEAD_LETTER_MAX_AGE_SECONDS = 7 * 24 * 3600.0
-ENRICHER_LOCK_TTL_SECONDS = 10.0
 
 
 class BusError(Exception):
@@ -135,17 +134,19 @@ async def ensure_streams(js: JetStreamContext, settings: NatsSettings) -> None:
         except NotFoundError:
             await js.add_stream(config)
     await ensure_bucket(js, subjects.BUCKET_NODES, replicas=replicas)
-    await ensure_bucket(
-        js, subjects.BUCKET_ENRICHER_LOCK, replicas=replicas, ttl=ENRICHER_LOCK_TTL_SECONDS
-    )
 
 
 async def ensure_bucket(
     js: JetStreamContext, bucket: str, *, replicas: int, ttl: float | None = None
 ) -> None:
-    """Create a KV bucket (history 1, file storage) unless it exists."""
+    """Create a KV bucket (history 1, file storage), or align the TTL of an existing one."""
     try:
         await js.key_value(bucket)
+        if ttl is not None:
+            info = await js.stream_info(f"KV_{bucket}")
+            if info.config.max_age != ttl:
+                info.config.max_age = ttl
+                await js.update_stream(info.config)
     except BucketNotFoundError:
         await js.create_key_value(
             js_api.KeyValueConfig(

@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from services import bus, metrics
+from services.api.dashboard import dashboard_router
 from services.api.feed import Feed
 from services.api.middleware import ApiMiddleware
 from services.api.routes import ResyncPublisher, nodes_router
@@ -83,6 +84,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         lifespan=lifespan,
     )
     add_health_routes(app, runtime.ready, runtime.status)
+    app.include_router(dashboard_router())
     app.add_middleware(ApiMiddleware, max_body_bytes=settings.api_max_body_bytes)
     return app
 

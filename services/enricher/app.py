@@ -99,6 +99,12 @@ class Enricher:
         )
         self.js = self.nc.jetstream()
         await bus.ensure_streams(self.js, self.settings)
+        await bus.ensure_bucket(
+            self.js,
+            subjects.BUCKET_ENRICHER_LOCK,
+            replicas=self.settings.nats_stream_replicas,
+            ttl=self.settings.enricher_lock_ttl,
+        )
         store = KvViewStore(self.js)
         self.engine = Engine(
             self.consul,
@@ -326,7 +332,7 @@ class Enricher:
                 await self.leadership.release()
         if self.nc is not None:
             with contextlib.suppress(nats.errors.Error):
-                await self.nc.drain()
+                await self.nc.close()
         await self.consul.aclose()
 
 

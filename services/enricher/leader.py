@@ -5,7 +5,7 @@ import contextlib
 import logging
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 
 from contracts import subjects
 
@@ -38,6 +38,10 @@ class Leadership:
                 self._revision = await kv.create(subjects.KEY_ENRICHER_LOCK, self._owner)
             except KeyWrongLastSequenceError:
                 await asyncio.sleep(self._ttl / 4)
+                continue
+            except (KeyNotFoundError, KeyDeletedError):
+                # The holder's entry expired or was released while we looked: try again now.
+                await asyncio.sleep(0.05)
                 continue
             log.info("enricher is active", extra={"event": "enrich.lock_acquired"})
             return

@@ -83,7 +83,7 @@ class Relay:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.nc is not None:
             with contextlib.suppress(nats.errors.Error):
-                await self.nc.drain()
+                await self.nc.close()
         await self.consul.aclose()
 
 

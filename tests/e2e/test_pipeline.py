@@ -19,8 +19,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module"), pytest.
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    """One running stack (relay, one enricher, two API replicas) for this module."""
-    running = Stack(tmp_path_factory.mktemp("stack"), nodes=24, services=4)
+    """One running stack (200 nodes; relay, one enricher, two API replicas) for this module."""
+    running = Stack(tmp_path_factory.mktemp("stack"), nodes=200, services=6)
     await running.start()
     try:
         await eventually(lambda: running.assert_converged("api-1"))

@@ -105,6 +105,7 @@ async def test_only_one_enricher_holds_the_lock_and_release_hands_it_over(nats_u
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     await bus.ensure_streams(js, _settings(nats_url))
+    await bus.ensure_bucket(js, subjects.BUCKET_ENRICHER_LOCK, replicas=1, ttl=3)
     first = Leadership(js, "first", ttl=3)
     second = Leadership(js, "second", ttl=3)
     await first.acquire()

@@ -1,0 +1,84 @@
+"""Serves the live node dashboard: the page at ``/`` and its files under ``/static/``."""
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+from fastapi.responses import JSONResponse
+
+STATIC_PACKAGE = "services.api"
+STATIC_DIR = "static"
+INDEX = "index.html"
+
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+"""The only kinds of file served; anything else in the folder is ignored."""
+
+CACHE_CONTROL = "no-cache"
+"""File names carry no version, so browsers keep a copy but revalidate it (ETag → 304)."""
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    """One file of the dashboard, read once, with its content type and ETag."""
+
+    content: bytes
+    content_type: str
+    etag: str
+
+
+def load_static_files() -> dict[str, StaticFile]:
+    """Read every servable file of the package's ``static`` folder into memory."""
+    files: dict[str, StaticFile] = {}
+    folder = resources.files(STATIC_PACKAGE).joinpath(STATIC_DIR)
+    for entry in folder.iterdir():
+        suffix = "." + entry.name.rpartition(".")[2] if "." in entry.name else ""
+        content_type = CONTENT_TYPES.get(suffix)
+        if content_type is None or not entry.is_file():
+            continue
+        content = entry.read_bytes()
+        etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
+        files[entry.name] = StaticFile(content, content_type, etag)
+    if INDEX not in files:
+        raise FileNotFoundError(f"{STATIC_PACKAGE}/{STATIC_DIR}/{INDEX} is missing")
+    return files
+
+
+def _serve(file: StaticFile, if_none_match: str | None) -> Response:
+    headers = {"ETag": file.etag, "Cache-Control": CACHE_CONTROL}
+    if if_none_match is not None and file.etag in (t.strip() for t in if_none_match.split(",")):
+        return Response(status_code=304, headers=headers)
+    return Response(file.content, media_type=file.content_type, headers=headers)
+
+
+def dashboard_router() -> APIRouter:
+    """Return the router of the dashboard page and its static files (read once, here)."""
+    files = load_static_files()
+    router = APIRouter(include_in_schema=False)
+
+    @router.api_route("/", methods=["GET", "HEAD"])
+    async def index(if_none_match: Annotated[str | None, Header()] = None) -> Response:
+        """The dashboard page."""
+        return _serve(files[INDEX], if_none_match)
+
+    @router.api_route("/static/{name}", methods=["GET", "HEAD"])
+    async def static_file(
+        name: str, if_none_match: Annotated[str | None, Header()] = None
+    ) -> Response:
+        """One file of the dashboard, by name; only files found at start are served."""
+        file = files.get(name)
+        if file is None:
+            return JSONResponse(
+                {"success": False, "error": "not_found", "detail": "no such dashboard file"},
+                status_code=404,
+            )
+        return _serve(file, if_none_match)
+
+    return router
