@@ -25,6 +25,10 @@ HOST = "127.0.0.1"
 SHUTDOWN_GRACE_SECONDS = 2.0
 """How long a stopping server waits for its request handlers before cancelling them."""
 
+CLOSE_POLLS = 100
+CLOSE_POLL_SECONDS = 0.01
+"""A stopping server waits up to CLOSE_POLLS * CLOSE_POLL_SECONDS for its sockets to close."""
+
 _DROPPED_RESPONSE = "ASGI callable returned without completing response."
 
 
@@ -121,8 +125,7 @@ class ConsulDouble:
             await self._watch_runner.stop()
             self._watch_runner = None
         await asyncio.gather(*(self.server_down(server) for server in list(self._listeners)))
-        for task in list(self._background):
-            await task
+        await self.wait_background()
 
     async def __aenter__(self) -> "ConsulDouble":
         """Start on entry."""
@@ -183,6 +186,10 @@ class ConsulDouble:
                 transport.close()
         self.state.hub.cut(server)
         self.state.hub.notify()
+        for _ in range(CLOSE_POLLS):
+            if not uv.server_state.connections:
+                break
+            await asyncio.sleep(CLOSE_POLL_SECONDS)
         handlers = list(uv.server_state.tasks)
         if handlers:
             _, late = await asyncio.wait(handlers, timeout=SHUTDOWN_GRACE_SECONDS)
@@ -225,6 +232,11 @@ class ConsulDouble:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def wait_background(self) -> None:
+        """Wait for control actions that run after their answer (a server taking itself down)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     def describe(self) -> dict[str, Any]:
         """State snapshot plus topology and faults, as the control API shows it."""

@@ -125,15 +125,20 @@ class WatchRunner:
         self.token = token
         self.retry_interval = retry_interval
         self.invocations = 0
+        self.handled = 0
         self.answers = 0
         self.failures = 0
+        self._progress = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
+        self._handler_clients: dict[bool, httpx.AsyncClient] = {}
 
     async def start(self) -> None:
         """Start one task per plan."""
         self._client = httpx.AsyncClient(
-            base_url=self.address, timeout=httpx.Timeout(10.0, read=None)
+            base_url=self.address,
+            timeout=httpx.Timeout(10.0, read=None),
+            verify=self.address.startswith("https://"),
         )
         self._tasks = [asyncio.create_task(self._run(plan)) for plan in self.plans]
 
@@ -146,6 +151,15 @@ class WatchRunner:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        for client in self._handler_clients.values():
+            await client.aclose()
+        self._handler_clients.clear()
+
+    def _handler_client(self, *, verify: bool) -> httpx.AsyncClient:
+        """The client HTTP handlers are called with (one per TLS verification setting)."""
+        if verify not in self._handler_clients:
+            self._handler_clients[verify] = httpx.AsyncClient(verify=verify)
+        return self._handler_clients[verify]
 
     async def __aenter__(self) -> "WatchRunner":
         """Start on entry."""
@@ -161,6 +175,16 @@ class WatchRunner:
         """Stop on exit."""
         await self.stop()
 
+    async def wait_for(self, *, answers: int = 0, handled: int = 0, failures: int = 0) -> None:
+        """Wait until at least that many query answers, finished handler runs and failures."""
+        while self.answers < answers or self.handled < handled or self.failures < failures:
+            self._progress.clear()
+            await self._progress.wait()
+
+    def _advance(self) -> None:
+        """Wake :meth:`wait_for` callers."""
+        self._progress.set()
+
     async def _run(self, plan: WatchPlan) -> None:
         """The loop of Consul's ``watch.Plan.Run``: block, compare, invoke, back off on errors."""
         last_index: int | None = None
@@ -172,6 +196,7 @@ class WatchRunner:
             except (httpx.HTTPError, WatchQueryFailed) as error:
                 failures += 1
                 self.failures += 1
+                self._advance()
                 last_index = None
                 delay = min(self.retry_interval * failures * failures, MAX_BACKOFF_SECONDS)
                 logger.warning(
@@ -182,6 +207,7 @@ class WatchRunner:
                 continue
             failures = 0
             self.answers += 1
+            self._advance()
             if last_index is not None and last_index == index:
                 continue
             previous = last_index
@@ -219,9 +245,13 @@ class WatchRunner:
         self.invocations += 1
         data = (json.dumps(result, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
         if plan.definition.get("handler_type", "script") == "http":
-            await _invoke_http(plan.definition.get("http_handler_config") or {}, index, data)
+            config = plan.definition.get("http_handler_config") or {}
+            client = self._handler_client(verify=not config.get("tls_skip_verify", False))
+            await _invoke_http(client, config, index, data)
         else:
             await _invoke_script(plan.definition, index, data)
+        self.handled += 1
+        self._advance()
 
 
 async def _invoke_script(definition: dict[str, Any], index: int, data: bytes) -> None:
@@ -256,7 +286,9 @@ async def _invoke_script(definition: dict[str, Any], index: int, data: bytes) ->
         )
 
 
-async def _invoke_http(config: dict[str, Any], index: int, data: bytes) -> None:
+async def _invoke_http(
+    client: httpx.AsyncClient, config: dict[str, Any], index: int, data: bytes
+) -> None:
     """POST (or ``method``) the JSON with ``X-Consul-Index`` and the configured headers."""
     try:
         timeout = parse_duration(str(config.get("timeout") or DEFAULT_HTTP_HANDLER_TIMEOUT))
@@ -266,15 +298,14 @@ async def _invoke_http(config: dict[str, Any], index: int, data: bytes) -> None:
     for name, values in (config.get("header") or {}).items():
         for value in values if isinstance(values, list) else [values]:
             headers.append((str(name), str(value)))
-    verify = not config.get("tls_skip_verify", False)
     try:
-        async with httpx.AsyncClient(timeout=timeout, verify=verify) as client:
-            response = await client.request(
-                str(config.get("method") or "POST"),
-                str(config["path"]),
-                content=data,
-                headers=headers,
-            )
+        response = await client.request(
+            str(config.get("method") or "POST"),
+            str(config["path"]),
+            content=data,
+            headers=headers,
+            timeout=timeout,
+        )
     except httpx.HTTPError as error:
         logger.warning(
             "watch http handler failed",
