@@ -206,7 +206,6 @@ class Enricher:
                 continue
             if meta.num_delivered > self.settings.enricher_max_deliver:
                 await self._dead_letter(msg, "max_deliver", "delivered too many times")
-                self.needs_resync = self.needs_resync or "event dead-lettered"
                 continue
             to_ack.append(msg)
             if isinstance(item, ResyncRequested):
@@ -280,6 +279,8 @@ class Enricher:
         }
         await self.js.publish(subjects.SUBJECT_DEAD_LETTER, msg.data, headers=headers)
         await msg.term()
+        # Whatever the message carried is read again from Consul.
+        self.needs_resync = self.needs_resync or "event dead-lettered"
 
     async def _heartbeat_loop(self, store: KvViewStore) -> None:
         assert self.leadership is not None
