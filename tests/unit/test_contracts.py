@@ -237,7 +237,7 @@ json_values = st.recursive(
 
 
 @given(payload=json_values, index=st.integers(min_value=0, max_value=2**64 - 1))
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 def test_consul_change_payload_round_trips_exactly(payload: Any, index: int) -> None:
     """Any JSON payload and 64-bit index travel through the event's JSON unchanged."""
     change = ConsulChange(
@@ -344,7 +344,7 @@ def test_names_with_forbidden_characters_are_encoded_reversibly(name: str) -> No
 
 
 @given(name=st.text(min_size=1, max_size=300))
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 def test_node_key_is_a_valid_kv_key_and_reversible(name: str) -> None:
     """Every non-empty node name maps to a legal NATS KV key that decodes to the same name."""
     key = subjects.node_key(name)
@@ -353,6 +353,7 @@ def test_node_key_is_a_valid_kv_key_and_reversible(name: str) -> None:
 
 
 @given(a=st.text(min_size=1, max_size=40), b=st.text(min_size=1, max_size=40))
+@settings(deadline=None)
 def test_distinct_names_get_distinct_keys(a: str, b: str) -> None:
     """Two different node names never share a KV key."""
     if a != b:
@@ -380,6 +381,7 @@ def test_msg_id_names_type_key_and_index() -> None:
     a=st.integers(min_value=0, max_value=2**64 - 1),
     b=st.integers(min_value=0, max_value=2**64 - 1),
 )
+@settings(deadline=None)
 def test_msg_id_differs_exactly_when_the_index_differs(
     watch_type: str, key: str | None, a: int, b: int
 ) -> None:

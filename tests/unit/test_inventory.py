@@ -408,6 +408,7 @@ def test_services_count_excludes_consul() -> None:
 
 
 @given(names=st.lists(st.sampled_from(["consul", "web", "db", "Consul", "consul-esm"])))
+@settings(deadline=None)
 def test_services_count_is_instances_minus_consul(names: list[str]) -> None:
     """For any mix of services, the count is the number of non-consul instances."""
     services = [ServiceInstance(name=n) for n in names]
@@ -569,6 +570,7 @@ def test_replace_service_with_nothing_removes_the_name_everywhere() -> None:
         st.dictionaries(st.sampled_from(["i1", "i3"]), st.just("web")),
     ),
 )
+@settings(deadline=None)
 def test_replace_service_leaves_only_the_new_instances_of_the_name(
     before: dict[str, dict[str, str]], new: dict[str, dict[str, str]]
 ) -> None:
@@ -659,7 +661,7 @@ json_values = st.recursive(
     ],
 )
 @given(payload=json_values)
-@settings(max_examples=80)
+@settings(max_examples=80, deadline=None)
 def test_parsers_only_ever_raise_bad_consul_payload(
     parse: Callable[[Any], object], payload: Any
 ) -> None:

@@ -225,6 +225,7 @@ def test_coalesce_orders_changes_by_type() -> None:
         max_size=30,
     )
 )
+@settings(deadline=None)
 def test_coalesce_keeps_one_maximal_change_per_key(indexes: list[tuple[str, int]]) -> None:
     """For any burst, one change per key remains and it carries that key's highest index."""
     changes = [_change("service", i, [], service=s) for s, i in indexes]
@@ -607,7 +608,7 @@ json_values = st.recursive(
     payload=json_values,
     index=st.integers(min_value=0, max_value=2**64 - 1),
 )
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_apply_change_never_raises_on_arbitrary_payloads(
     watch_type: WatchType, payload: Any, index: int
 ) -> None:

@@ -299,7 +299,7 @@ json_values = st.recursive(
 
 
 @given(document=json_values)
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 def test_parse_sites_only_ever_raises_bad_sites_document(document: Any) -> None:
     """On arbitrary JSON, parse_sites returns a map of string addresses or BadSitesDocument."""
     try:
@@ -314,7 +314,7 @@ def test_parse_sites_only_ever_raises_bad_sites_document(document: Any) -> None:
 
 
 @given(raw=st.binary(max_size=200))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_decode_kv_value_only_ever_raises_bad_sites_document(raw: bytes) -> None:
     """Arbitrary bytes behind a valid base64 Value decode or raise BadSitesDocument."""
     with contextlib.suppress(BadSitesDocument):
