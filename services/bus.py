@@ -4,7 +4,7 @@ import asyncio
 import gzip
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -253,7 +253,7 @@ def _kv_update(msg: Msg) -> KvUpdate:
     )
 
 
-async def watch_nodes_bucket(js: JetStreamContext) -> AsyncIterator[KvUpdate | None]:
+async def watch_nodes_bucket(js: JetStreamContext) -> AsyncGenerator[KvUpdate | None, None]:
     """Yield the latest entry of every key, then ``None`` once caught up, then live updates."""
     info = await js.stream_info(f"KV_{subjects.BUCKET_NODES}")
     sub = await js.subscribe(
