@@ -55,15 +55,21 @@ async def serve(
     )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    async with double:
-        for i, url in enumerate(double.urls):
-            role = "leader" if i == double.leader else "follower"
-            print(f"consul double server {i} ({role}): {url}", flush=True)
-        print(f"control API: {double.urls[0]}/_double/state", flush=True)
-        await stop.wait()
+            handled.append(sig)
+    try:
+        async with double:
+            for i, url in enumerate(double.urls):
+                role = "leader" if i == double.leader else "follower"
+                print(f"consul double server {i} ({role}): {url}", flush=True)
+            print(f"control API: {double.urls[0]}/_double/state", flush=True)
+            await stop.wait()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -184,7 +184,7 @@ async def _kv_get(app: "ServerApp", call: Call, key: str) -> Outcome:
         answer = queries.kv_get(app.state, key)
         if answer.status != 200:
             return answer
-        return Answer(answer.index, app.state.kv[key].value)
+        return Answer.of(answer.index, app.state.kv[key].value)
 
     return await app.read(call, raw)
 

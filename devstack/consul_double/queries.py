@@ -1,6 +1,8 @@
 """Read queries over the state, each with the body and the X-Consul-Index Consul would report."""
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from devstack.consul_double.records import CatalogService, CheckStatus, HealthCheck, event_index
@@ -9,13 +11,23 @@ if TYPE_CHECKING:
     from devstack.consul_double.state import ConsulState
 
 
-@dataclass(frozen=True)
+@dataclass
 class Answer:
-    """A query result: JSON body (or raw bytes), its index, and the HTTP status."""
+    """A query result: its index, HTTP status and a body rendered only when answered."""
 
     index: int
-    body: Any
+    render: Callable[[], Any] = field(repr=False)
     status: int = 200
+
+    @classmethod
+    def of(cls, index: int, body: Any, status: int = 200) -> "Answer":
+        """An answer whose body is already known."""
+        return cls(index, lambda: body, status)
+
+    @cached_property
+    def body(self) -> Any:
+        """The JSON body (or raw bytes); blocking queries that keep waiting never build it."""
+        return self.render()
 
 
 def _at_least_one(index: int) -> int:
@@ -50,28 +62,35 @@ def _instances(state: "ConsulState", name: str) -> list[CatalogService]:
 
 def catalog_nodes(state: "ConsulState") -> Answer:
     """``GET /v1/catalog/nodes``."""
-    body = [node.to_json() for _, node in sorted(state.nodes.items())]
-    return Answer(_at_least_one(state.indexes.table("nodes")), body)
+    return Answer(
+        _at_least_one(state.indexes.table("nodes")),
+        lambda: [node.to_json() for _, node in sorted(state.nodes.items())],
+    )
 
 
 def catalog_services(state: "ConsulState") -> Answer:
     """``GET /v1/catalog/services``: service name to its deduplicated, sorted tags."""
-    tags: dict[str, set[str]] = {}
-    for instances in state.services.values():
-        for svc in instances.values():
-            tags.setdefault(svc.name, set()).update(svc.tags)
-    body = {name: sorted(values) for name, values in sorted(tags.items())}
-    return Answer(_at_least_one(state.indexes.table("services")), body)
+
+    def render() -> dict[str, list[str]]:
+        tags: dict[str, set[str]] = {}
+        for instances in state.services.values():
+            for svc in instances.values():
+                tags.setdefault(svc.name, set()).update(svc.tags)
+        return {name: sorted(values) for name, values in sorted(tags.items())}
+
+    return Answer(_at_least_one(state.indexes.table("services")), render)
 
 
 def catalog_service(state: "ConsulState", name: str, tag: str | None = None) -> Answer:
     """``GET /v1/catalog/service/<name>`` (optionally filtered by ``tag``)."""
-    body = [
-        svc.to_service_node_json(state.nodes[svc.node])
-        for svc in _instances(state, name)
-        if tag is None or tag.lower() in (t.lower() for t in svc.tags)
-    ]
-    return Answer(service_index(state, name, checks=False), body)
+    return Answer(
+        service_index(state, name, checks=False),
+        lambda: [
+            svc.to_service_node_json(state.nodes[svc.node])
+            for svc in _instances(state, name)
+            if tag is None or tag.lower() in (t.lower() for t in svc.tags)
+        ],
+    )
 
 
 def _node_index(state: "ConsulState", node: str) -> int:
@@ -84,25 +103,29 @@ def _node_index(state: "ConsulState", node: str) -> int:
 def catalog_node(state: "ConsulState", node: str) -> Answer:
     """``GET /v1/catalog/node/<node>``: ``null`` with 200 for an unknown node, as Consul does."""
     if node not in state.nodes:
-        return Answer(_node_index(state, node), None)
+        return Answer.of(_node_index(state, node), None)
     services = state.services.get(node, {})
-    body = {
-        "Node": state.nodes[node].to_json(),
-        "Services": {sid: svc.to_node_service_json() for sid, svc in sorted(services.items())},
-    }
-    return Answer(_node_index(state, node), body)
+    return Answer(
+        _node_index(state, node),
+        lambda: {
+            "Node": state.nodes[node].to_json(),
+            "Services": {sid: svc.to_node_service_json() for sid, svc in sorted(services.items())},
+        },
+    )
 
 
 def catalog_node_services(state: "ConsulState", node: str) -> Answer:
     """``GET /v1/catalog/node-services/<node>``: Node and Services ``null`` when unknown."""
     if node not in state.nodes:
-        return Answer(_node_index(state, node), {"Node": None, "Services": None})
+        return Answer.of(_node_index(state, node), {"Node": None, "Services": None})
     services = state.services.get(node, {})
-    body = {
-        "Node": state.nodes[node].to_json(),
-        "Services": [svc.to_node_service_json() for _, svc in sorted(services.items())],
-    }
-    return Answer(_node_index(state, node), body)
+    return Answer(
+        _node_index(state, node),
+        lambda: {
+            "Node": state.nodes[node].to_json(),
+            "Services": [svc.to_node_service_json() for _, svc in sorted(services.items())],
+        },
+    )
 
 
 def _all_checks(state: "ConsulState") -> list[HealthCheck]:
@@ -114,54 +137,64 @@ def _all_checks(state: "ConsulState") -> list[HealthCheck]:
 
 def health_state(state: "ConsulState", wanted: str) -> Answer:
     """``GET /v1/health/state/<state>`` (``any`` or one check status)."""
-    body = [c.to_json() for c in _all_checks(state) if wanted == "any" or c.status == wanted]
-    return Answer(_at_least_one(state.indexes.table("checks")), body)
+    return Answer(
+        _at_least_one(state.indexes.table("checks")),
+        lambda: [c.to_json() for c in _all_checks(state) if wanted in ("any", c.status)],
+    )
 
 
 def health_node(state: "ConsulState", node: str) -> Answer:
     """``GET /v1/health/node/<node>``."""
     checks = state.checks.get(node, {})
-    body = [check.to_json() for _, check in sorted(checks.items())]
-    return Answer(_at_least_one(state.indexes.table("checks")), body)
+    return Answer(
+        _at_least_one(state.indexes.table("checks")),
+        lambda: [check.to_json() for _, check in sorted(checks.items())],
+    )
 
 
 def health_checks(state: "ConsulState", service: str) -> Answer:
     """``GET /v1/health/checks/<service>``: the checks bound to instances of a service."""
-    body = [c.to_json() for c in _all_checks(state) if c.service_name == service]
-    return Answer(service_index(state, service, checks=True), body)
+    return Answer(
+        service_index(state, service, checks=True),
+        lambda: [c.to_json() for c in _all_checks(state) if c.service_name == service],
+    )
 
 
 def health_service(
     state: "ConsulState", name: str, *, passing: bool = False, tag: str | None = None
 ) -> Answer:
     """``GET /v1/health/service/<name>``: ``{Node, Service, Checks}`` per instance."""
-    body = []
-    for svc in _instances(state, name):
-        if tag is not None and tag.lower() not in (t.lower() for t in svc.tags):
-            continue
-        checks = [
-            check
-            for _, check in sorted(state.checks.get(svc.node, {}).items())
-            if check.service_id in ("", svc.id)
-        ]
-        if passing and any(check.status != CheckStatus.PASSING for check in checks):
-            continue
-        body.append(
-            {
-                "Node": state.nodes[svc.node].to_json(),
-                "Service": svc.to_node_service_json(),
-                "Checks": [check.to_json() for check in checks],
-            }
-        )
-    return Answer(service_index(state, name, checks=True), body)
+
+    def render() -> list[dict[str, Any]]:
+        body = []
+        for svc in _instances(state, name):
+            if tag is not None and tag.lower() not in (t.lower() for t in svc.tags):
+                continue
+            checks = [
+                check
+                for _, check in sorted(state.checks.get(svc.node, {}).items())
+                if check.service_id in ("", svc.id)
+            ]
+            if passing and any(check.status != CheckStatus.PASSING for check in checks):
+                continue
+            body.append(
+                {
+                    "Node": state.nodes[svc.node].to_json(),
+                    "Service": svc.to_node_service_json(),
+                    "Checks": [check.to_json() for check in checks],
+                }
+            )
+        return body
+
+    return Answer(service_index(state, name, checks=True), render)
 
 
 def kv_get(state: "ConsulState", key: str) -> Answer:
     """``GET /v1/kv/<key>``: a one-entry list, or 404 with the KV table index."""
     entry = state.kv.get(key)
     if entry is None:
-        return Answer(_at_least_one(state.indexes.table("kvs")), None, 404)
-    return Answer(_at_least_one(entry.modify_index), [entry.to_json()])
+        return Answer.of(_at_least_one(state.indexes.table("kvs")), None, 404)
+    return Answer.of(_at_least_one(entry.modify_index), [entry.to_json()])
 
 
 def _prefix_index(state: "ConsulState", prefix: str) -> int:
@@ -177,7 +210,7 @@ def _prefix_index(state: "ConsulState", prefix: str) -> int:
 def kv_recurse(state: "ConsulState", prefix: str) -> Answer:
     """``GET /v1/kv/<prefix>?recurse``: every entry under the prefix, 404 when none."""
     entries = [e.to_json() for k, e in sorted(state.kv.items()) if k.startswith(prefix)]
-    return Answer(_prefix_index(state, prefix), entries or None, 200 if entries else 404)
+    return Answer.of(_prefix_index(state, prefix), entries or None, 200 if entries else 404)
 
 
 def kv_keys(state: "ConsulState", prefix: str, separator: str | None) -> Answer:
@@ -192,14 +225,14 @@ def kv_keys(state: "ConsulState", prefix: str, separator: str | None) -> Answer:
                 key = key[: cut + len(separator)]
         if not keys or keys[-1] != key:
             keys.append(key)
-    return Answer(_prefix_index(state, prefix), keys)
+    return Answer.of(_prefix_index(state, prefix), keys)
 
 
 def event_list(state: "ConsulState", name: str | None) -> Answer:
     """``GET /v1/event/list``: index derived from the last event's ID (1 when there are none)."""
     events = [e for e in state.events if not name or e.name == name]
     index = event_index(events[-1].id) if events else 1
-    return Answer(index, [e.to_json() for e in events])
+    return Answer.of(index, [e.to_json() for e in events])
 
 
 def agent_members(state: "ConsulState") -> list[dict[str, Any]]:

@@ -22,6 +22,9 @@ from devstack.consul_double.watches import WatchRunner
 HOST = "127.0.0.1"
 """The only interface the double listens on."""
 
+LISTEN_BACKLOG = 2048
+"""Pending-connection backlog of each server socket (benchmarks open many at once)."""
+
 SHUTDOWN_GRACE_SECONDS = 2.0
 """How long a stopping server waits for its request handlers before cancelling them."""
 
@@ -111,8 +114,12 @@ class ConsulDouble:
             if len(ports) != len(self._ports):
                 raise ValueError(f"expected {len(self._ports)} ports, got {len(ports)}")
             self._ports = list(ports)
-        for server in range(len(self._ports)):
-            await self.server_up(server)
+        try:
+            for server in range(len(self._ports)):
+                await self.server_up(server)
+        except BaseException:
+            await self.stop()
+            raise
         if self._watch_definitions:
             self._watch_runner = WatchRunner(
                 self._watch_definitions, self.urls[0], token=self.acl_token
@@ -149,7 +156,7 @@ class ConsulDouble:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((HOST, self._ports[server]))
-        sock.listen(128)
+        sock.listen(LISTEN_BACKLOG)
         self._ports[server] = sock.getsockname()[1]
         config = uvicorn.Config(
             ServerApp(self, server),
@@ -160,6 +167,7 @@ class ConsulDouble:
             access_log=False,
             server_header=False,
             date_header=False,
+            backlog=LISTEN_BACKLOG,
         )
         config.load()
         uv = uvicorn.Server(config)
