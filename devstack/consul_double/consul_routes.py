@@ -181,6 +181,7 @@ async def _kv_get(app: "ServerApp", call: Call, key: str) -> Outcome:
         return await app.read(call, lambda: queries.kv_get(app.state, key))
 
     def raw() -> Answer:
+        """The key's bytes instead of the entry list."""
         answer = queries.kv_get(app.state, key)
         if answer.status != 200:
             return answer
@@ -210,6 +211,7 @@ async def event_list(app: "ServerApp", call: Call) -> Outcome:
     name = call.request.query.get("name") or None
 
     def query() -> Answer:
+        """The event list as it is now."""
         return queries.event_list(app.state, name)
 
     answer = query()

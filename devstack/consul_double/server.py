@@ -43,7 +43,7 @@ class _QuietDrops(logging.Filter):
         return record.getMessage() != _DROPPED_RESPONSE
 
 
-logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+_QUIET_DROPS = _QuietDrops()
 
 
 @dataclass
@@ -55,7 +55,7 @@ class _Listener:
 
 
 class ConsulDouble:
-    """A Consul cluster stand-in: ``servers`` HTTP servers, one shared state, fault injection."""
+    """A Consul cluster stand-in (servers, shared state, faults); drive it from its own loop."""
 
     def __init__(
         self,
@@ -108,8 +108,14 @@ class ConsulDouble:
         """Index of the leader server (``None`` when there is none)."""
         return self.cluster.leader
 
+    @property
+    def watch_runner(self) -> WatchRunner | None:
+        """The runner of the watches given to the double, while it runs."""
+        return self._watch_runner
+
     async def start(self, ports: Sequence[int] | None = None) -> None:
         """Listen on every server port (0: a free one) and start configured watches."""
+        logging.getLogger("uvicorn.error").addFilter(_QUIET_DROPS)
         if ports is not None:
             if len(ports) != len(self._ports):
                 raise ValueError(f"expected {len(self._ports)} ports, got {len(ports)}")
