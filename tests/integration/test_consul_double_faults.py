@@ -285,3 +285,19 @@ async def test_control_state_and_change_log(
     more = (await control.get("/changes", params={"offset": first["next"]})).json()
     assert [c["kind"] for c in more["changes"]] == ["kv"]
     assert more["changes"][0]["index"] == double.state.index
+
+
+async def test_client_giving_up_leaves_no_request_in_flight(double: ConsulDouble) -> None:
+    """A client that times out on a blocking query is no longer counted as in flight."""
+    url = f"{double.urls[0]}/v1/catalog/nodes"
+    async with httpx.AsyncClient(timeout=10) as client:
+        index = (await client.get(url)).headers["X-Consul-Index"]
+    async with httpx.AsyncClient(timeout=0.3) as impatient:
+        with pytest.raises(httpx.ReadTimeout):
+            await impatient.get(url, params={"index": index, "wait": "60s"})
+    for _ in range(500):
+        if double.counters.in_flight == 0 and double.state.hub.waiting == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert double.counters.in_flight == 0
+    assert double.state.hub.waiting == 0
