@@ -1,6 +1,7 @@
 """NATS stream, subject, bucket and header names, and the reversible KV key encoding."""
 
 import base64
+import binascii
 import re
 
 STREAM_EVENTS = "NODEVIEW_EVENTS"
@@ -62,6 +63,8 @@ def kv_subject(bucket: str, key: str) -> str:
 
 def node_key(node: str) -> str:
     """Encode a Consul node name as a valid NATS KV key, reversibly."""
+    if not node:
+        raise ValueError("a node name cannot be empty")
     if _PLAIN_NODE_NAME.fullmatch(node):
         return NODE_KEY_PREFIX + node
     encoded = base64.urlsafe_b64encode(node.encode()).decode().rstrip("=")
@@ -72,7 +75,10 @@ def node_from_key(key: str) -> str | None:
     """Decode a KV key made by ``node_key``; ``None`` when it is not a node key."""
     if key.startswith(NODE_KEY_ENCODED_PREFIX):
         raw = key[len(NODE_KEY_ENCODED_PREFIX) :]
-        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        try:
+            return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
     if key.startswith(NODE_KEY_PREFIX):
         return key[len(NODE_KEY_PREFIX) :]
     return None

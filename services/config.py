@@ -35,6 +35,13 @@ class BaseServiceSettings(BaseSettings):
     log_format: str = Field(
         default="auto", validation_alias="LOG_FORMAT", pattern="^(auto|json|console)$"
     )
+    otel_service_name: str | None = Field(default=None, validation_alias="OTEL_SERVICE_NAME")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    otel_traces_exporter: str | None = Field(default=None, validation_alias="OTEL_TRACES_EXPORTER")
+    nodeview_traces_file: Path | None = Field(default=None, validation_alias="NODEVIEW_TRACES_FILE")
+    """Also write finished spans as JSON lines to this file."""
 
 
 class NatsSettings(BaseServiceSettings):

@@ -11,9 +11,12 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services import metrics
 from services.config import ConsulSettings
+from services.telemetry import tracer
 
 log = logging.getLogger("nodeview.consul")
 
@@ -203,18 +206,25 @@ class ConsulClient:
         for attempt in range(attempts):
             if attempt:
                 delay = self._settings.consul_retry_delay * (2 ** (attempt - 1))
-                await self._sleep(delay * (0.5 + random.random()))
+                delay *= 0.5 + random.random()
+                trace.get_current_span().add_event(
+                    "consul.retry", {"attempt": attempt + 1, "delay_s": round(delay, 3)}
+                )
+                await self._sleep(delay)
             for server in self._ordered_servers():
                 try:
                     if blocking:
                         return await self._once(server, path, endpoint, query, timeout, blocking)
                     async with self._semaphore:
-                        return await self._once(server, path, endpoint, query, timeout, blocking)
+                        return await self._traced(server, path, endpoint, query, timeout)
                 except _ServerFailure as failure:
                     last = failure
                     self._failed_until[server] = time.monotonic() + SERVER_COOLDOWN_SECONDS
                     label = server_label(server)
                     metrics.CONSUL_SERVER_FALLBACK.labels(label, failure.status).inc()
+                    trace.get_current_span().add_event(
+                        "consul.fallback", {"server": label, "status": failure.status}
+                    )
                     log.warning(
                         "consul server failed",
                         extra={
@@ -230,6 +240,39 @@ class ConsulClient:
         raise cls(
             f"every Consul server failed for {endpoint} (last: {last.status})", endpoint=endpoint
         )
+
+    async def _traced(
+        self, server: str, path: str, endpoint: str, query: dict[str, str], request_timeout: float
+    ) -> ConsulResponse:
+        """Run one non-blocking request inside a client span."""
+        parts = urlsplit(server)
+        with tracer().start_as_current_span(
+            f"GET {endpoint}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": "GET",
+                "url.template": endpoint,
+                "server.address": parts.hostname or "",
+                "server.port": parts.port or 0,
+                "nodeview.consul.server": server_label(server),
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                response = await self._once(server, path, endpoint, query, request_timeout, False)
+            except ConsulHTTPError as exc:
+                span.set_attribute("http.response.status_code", exc.status)
+                span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+                raise
+            except (ConsulError, _ServerFailure) as exc:
+                span.set_attribute("error.type", type(exc).__name__)
+                span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+                raise
+            span.set_attribute("http.response.status_code", 200)
+            if response.index is not None:
+                span.set_attribute("nodeview.consul.index", response.index)
+            return response
 
     async def _once(
         self,

@@ -26,6 +26,7 @@ def add_health_routes(
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
+        status()  # refreshes gauges computed on demand
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -6,6 +6,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from services.telemetry import current_ids
+
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 SECRET_KEYS = frozenset({"token", "password", "authorization", "secret", "x-consul-token"})
 
@@ -30,6 +32,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        line.update(current_ids())
         line.update(_fields(record))
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
@@ -42,7 +45,8 @@ class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """Return the readable line of a record."""
         ts = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
-        pairs = " ".join(f"{k}={v}" for k, v in _fields(record).items())
+        fields = {**_fields(record), **current_ids()}
+        pairs = " ".join(f"{k}={v}" for k, v in fields.items())
         text = f"{ts} {record.levelname:<7} {record.name}: {record.getMessage()} {pairs}".rstrip()
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)

@@ -72,6 +72,11 @@ VIEW_AGE = Gauge(
     "Age of the enricher's last heartbeat as seen by this API replica.",
 )
 VIEW_STALE = Gauge("nodeview_view_stale", "1 when this API replica serves a stale view.")
+CONSUMER_PENDING = Gauge(
+    "nodeview_consumer_pending",
+    "Enricher consumer lag: messages not yet delivered (pending) or not yet acked (ack_pending).",
+    ["kind"],
+)
 ENRICHER_ACTIVE = Gauge("nodeview_enricher_active", "1 when this enricher holds the lock.")
 HTTP_REQUESTS = Counter(
     "http_requests_total",

@@ -19,6 +19,7 @@ from services.api.routes import ResyncPublisher, nodes_router
 from services.api.settings import ApiSettings
 from services.health import add_health_routes
 from services.logs import setup_logging
+from services.telemetry import setup_tracing, shutdown_tracing
 
 log = logging.getLogger("nodeview.api")
 
@@ -93,12 +94,16 @@ def main() -> None:
     """Entry point of ``nodeview api``."""
     settings = ApiSettings()
     setup_logging(settings.log_level, settings.log_format)
+    setup_tracing(settings, "nodeview-api")
     log.info("api starting", extra={"event": "api.start", "port": settings.api_port})
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+    finally:
+        shutdown_tracing()

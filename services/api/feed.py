@@ -12,10 +12,12 @@ from typing import Any
 import nats.errors
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
 
 from contracts import subjects
 from services import bus, metrics
 from services.api.view import Delta, ViewState
+from services.telemetry import extract_context, tracer
 
 log = logging.getLogger("nodeview.api")
 
@@ -107,7 +109,21 @@ class Feed:
         async for update in updates:
             if update is None:
                 continue
-            delta = self.state.apply(update.key, update.value, update.deleted)
+            if update.key == subjects.KEY_HEARTBEAT:
+                self.state.apply(update.key, update.value, update.deleted)
+                continue
+            with tracer().start_as_current_span(
+                "view.apply",
+                context=extract_context(update.headers),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": f"$KV.{subjects.BUCKET_NODES}.{update.key}",
+                    "messaging.operation.type": "process",
+                    "nodeview.kv.key": update.key,
+                },
+            ):
+                delta = self.state.apply(update.key, update.value, update.deleted)
             self._observe_freshness(update.headers, delta)
             self._publish(delta)
             if delta.kind in ("node", "node_deleted", "meta"):

@@ -3,9 +3,11 @@
 import time
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import metrics
+from services.telemetry import tracer
 
 SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
@@ -44,13 +46,22 @@ class ApiMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            self._record(scope, status_holder["status"], started)
+        method = scope.get("method", "")
+        with tracer().start_as_current_span(
+            f"{method} {scope.get('path', '')}",
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": scope.get("path", "")},
+        ) as span:
+            try:
+                await self.app(scope, receive, send_wrapper)
+            finally:
+                template = self._record(scope, status_holder["status"], started)
+                span.update_name(f"{method} {template}")
+                span.set_attribute("http.route", template)
+                span.set_attribute("http.response.status_code", status_holder["status"])
 
     @staticmethod
-    def _record(scope: Scope, status: int, started: float) -> None:
+    def _record(scope: Scope, status: int, started: float) -> str:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         method = scope.get("method", "")
@@ -59,6 +70,7 @@ class ApiMiddleware:
             metrics.HTTP_REQUEST_DURATION.labels(method, template).observe(
                 time.perf_counter() - started
             )
+        return str(template)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -71,9 +71,9 @@ class ViewState:
         except ValidationError:
             return Delta("none")
         old = self.nodes.get(view.node)
-        if old is not None and self.by_addr.get(old.addr) is old:
-            del self.by_addr[old.addr]
         self.nodes[view.node] = view
+        if old is not None:
+            self._forget_addr(old)
         self.by_addr[view.addr] = view
         entry = entry_of(view)
         self._entries[view.node] = entry
@@ -85,14 +85,19 @@ class ViewState:
         self._entries.pop(node, None)
         if old is None:
             return Delta("none")
-        if self.by_addr.get(old.addr) is old:
-            del self.by_addr[old.addr]
-            for other in self.nodes.values():
-                if other.addr == old.addr:
-                    self.by_addr[old.addr] = other
-                    break
+        self._forget_addr(old)
         self._bodies.clear()
         return Delta("node_deleted", {"node": old.node, "addr": old.addr})
+
+    def _forget_addr(self, old: NodeView) -> None:
+        """Drop ``old`` from the address index, falling back to another node on that address."""
+        if self.by_addr.get(old.addr) is not old:
+            return
+        del self.by_addr[old.addr]
+        for other in self.nodes.values():
+            if other.addr == old.addr:
+                self.by_addr[old.addr] = other
+                break
 
     def is_stale(self, now: datetime) -> bool:
         """Tell whether the enricher's heartbeat is missing or older than the threshold."""

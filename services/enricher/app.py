@@ -15,6 +15,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import NotFoundError, ServiceUnavailableError
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from contracts import subjects
@@ -29,6 +30,12 @@ from services.enricher.settings import EnricherSettings
 from services.enricher.store import KvViewStore
 from services.health import add_health_routes, make_server
 from services.logs import setup_logging
+from services.telemetry import (
+    extract_context,
+    links_from,
+    shutdown_tracing,
+    tracer,
+)
 
 log = logging.getLogger("nodeview.enricher")
 
@@ -41,11 +48,11 @@ class PoisonMessage(Exception):
 
 @dataclass
 class Decoded:
-    """The decoded messages of one fetch, in stream order."""
+    """The decoded messages of one fetch, in stream order, with their trace contexts."""
 
     changes: list[ConsulChange] = field(default_factory=list)
     resyncs: list[ResyncRequested] = field(default_factory=list)
-    headers: dict[str, str] = field(default_factory=dict)
+    contexts: list[dict[str, str]] = field(default_factory=list)
 
 
 def decode_message(msg: Msg) -> ConsulChange | ResyncRequested:
@@ -214,11 +221,10 @@ class Enricher:
                 metrics.EVENTS.labels(item.watch_type, "superseded").inc()
             else:
                 decoded.changes.append(item)
-            for name in (subjects.HEADER_TRACEPARENT, subjects.HEADER_TRACESTATE):
-                if msg.headers and name in msg.headers and name not in decoded.headers:
-                    decoded.headers[name] = msg.headers[name]
+            if msg.headers and subjects.HEADER_TRACEPARENT in msg.headers:
+                decoded.contexts.append(dict(msg.headers))
         try:
-            await self._apply(decoded)
+            await self._traced_apply(decoded, len(msgs))
         except (ResyncFailed, bus.BusError, nats.errors.Error, OSError) as exc:
             log.warning(
                 "batch failed; messages will be redelivered",
@@ -241,10 +247,28 @@ class Enricher:
             },
         )
 
+    async def _traced_apply(self, decoded: Decoded, count: int) -> None:
+        """Apply a batch inside one consumer span, child of its first traced message."""
+        parent = extract_context(decoded.contexts[0]) if decoded.contexts else None
+        with tracer().start_as_current_span(
+            "nodeview.enrich",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            links=links_from(decoded.contexts[1:]),
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": subjects.STREAM_EVENTS,
+                "messaging.consumer.group.name": subjects.CONSUMER_ENRICHER,
+                "messaging.operation.type": "process",
+                "messaging.batch.message_count": count,
+            },
+        ):
+            await self._apply(decoded)
+
     async def _apply(self, decoded: Decoded) -> None:
         assert self.engine is not None
         if decoded.changes:
-            result = await self.engine.handle(decoded.changes, decoded.headers)
+            result = await self.engine.handle(decoded.changes)
             if result.resync:
                 log.info(
                     "resync after change",
@@ -255,7 +279,6 @@ class Enricher:
             await self.engine.resync(
                 f"requested by {request.requested_by}: {request.reason}",
                 request_id=request.request_id,
-                headers=decoded.headers,
             )
 
     async def _dead_letter(self, msg: Msg, reason: str, detail: str) -> None:
@@ -297,6 +320,7 @@ class Enricher:
                         interval_seconds=self.settings.enricher_heartbeat_interval,
                     )
                 )
+                await self._record_lag()
             except LeadershipLost:
                 log.error(  # noqa: TRY400
                     "enricher lock lost; stopping", extra={"event": "enrich.lock_lost"}
@@ -309,6 +333,16 @@ class Enricher:
                     extra={"event": "enrich.heartbeat_failed", "reason": str(exc)},
                 )
             await asyncio.sleep(interval)
+
+    async def _record_lag(self) -> None:
+        """Export the consumer's lag (undelivered and unacknowledged messages)."""
+        assert self.js is not None
+        try:
+            info = await self.js.consumer_info(subjects.STREAM_EVENTS, subjects.CONSUMER_ENRICHER)
+        except NotFoundError:
+            return
+        metrics.CONSUMER_PENDING.labels("pending").set(info.num_pending or 0)
+        metrics.CONSUMER_PENDING.labels("ack_pending").set(info.num_ack_pending or 0)
 
     async def _retry_loop(self) -> None:
         assert self.engine is not None
@@ -376,4 +410,7 @@ def main() -> None:
             "consul_servers": settings.consul_servers,
         },
     )
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        shutdown_tracing()

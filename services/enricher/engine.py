@@ -29,6 +29,7 @@ from services.enricher.inventory import (
 from services.enricher.planner import EnricherState, ReadPlan, Settings, apply_change, coalesce
 from services.enricher.sites import BadSitesDocument, SitesMap, decode_kv_value, parse_sites
 from services.enricher.store import ViewStore
+from services.telemetry import inject_headers, tracer
 
 log = logging.getLogger("nodeview.enricher")
 
@@ -98,9 +99,7 @@ class Engine:
             self.meta = meta
             self.state.last_event_ltime = meta.last_event_ltime
 
-    async def handle(
-        self, changes: Sequence[ConsulChange], headers: Mapping[str, str] | None = None
-    ) -> BatchResult:
+    async def handle(self, changes: Sequence[ConsulChange]) -> BatchResult:
         """Apply one burst of changes: coalesce, apply carried state, read the rest, commit."""
         async with self._lock:
             result = BatchResult()
@@ -125,7 +124,7 @@ class Engine:
                 result.outcomes["coalesced"] += duplicates
                 metrics.EVENTS.labels("batch", "coalesced").inc(duplicates)
             observed = min((c.observed_at for c in changes), default=None)
-            trace = {**(headers or {}), **_observed_header(observed)}
+            trace = _observed_header(observed)
             if plan.full_resync:
                 result.resync = plan.full_resync
                 result.commit = await self._resync_locked(plan.full_resync, None, trace)
@@ -225,11 +224,14 @@ class Engine:
         self, reason: str, request_id: str | None, headers: Mapping[str, str]
     ) -> CommitResult:
         started = time.perf_counter()
-        try:
-            result = await self._resync_reads(reason, request_id, headers)
-        except ResyncFailed:
-            metrics.RESYNCS.labels(_reason_label(reason), "failed").inc()
-            raise
+        with tracer().start_as_current_span(
+            "nodeview.resync", attributes={"nodeview.resync.reason": reason[:200]}
+        ):
+            try:
+                result = await self._resync_reads(reason, request_id, headers)
+            except ResyncFailed:
+                metrics.RESYNCS.labels(_reason_label(reason), "failed").inc()
+                raise
         duration = time.perf_counter() - started
         metrics.RESYNCS.labels(_reason_label(reason), "ok").inc()
         metrics.RESYNC_DURATION.observe(duration)
@@ -328,6 +330,7 @@ class Engine:
         inv = self.state.inventory
         names = inv.node_names()
         targets = names if all_dirty else dirty & names
+        headers = inject_headers(dict(headers))
         now = utc_now()
         result = CommitResult()
         for node in sorted(targets):

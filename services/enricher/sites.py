@@ -95,5 +95,5 @@ def decode_kv_value(entry: Any) -> Any:
         raise BadSitesDocument("sites document is too large")
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise BadSitesDocument("sites document is not valid JSON") from exc

@@ -22,6 +22,7 @@ from services.relay.payloads import BadWatchPayload, decode_json, make_change, p
 from services.relay.publisher import Publisher
 from services.relay.settings import RelaySettings
 from services.relay.watcher import WatchStats, run_watch, standard_watches
+from services.telemetry import setup_tracing, shutdown_tracing
 
 log = logging.getLogger("nodeview.relay")
 
@@ -127,6 +128,7 @@ def main(*, watcher: bool) -> None:
     """Entry point of ``nodeview relay serve`` / ``nodeview relay watch``."""
     settings = RelaySettings()
     setup_logging(settings.log_level, settings.log_format)
+    setup_tracing(settings, "nodeview-relay")
     enabled = watcher or settings.relay_watcher_enabled
     log.info(
         "relay starting",
@@ -136,7 +138,10 @@ def main(*, watcher: bool) -> None:
             "consul_servers": settings.consul_servers,
         },
     )
-    asyncio.run(serve(settings, watcher=enabled))
+    try:
+        asyncio.run(serve(settings, watcher=enabled))
+    finally:
+        shutdown_tracing()
 
 
 class HandleSettings(BaseSettings):
@@ -177,6 +182,7 @@ def handle_main(watch_type: str, key: str | None, service: str | None) -> int:
     """Entry point of ``nodeview relay handle``: stdin JSON + CONSUL_INDEX → one change."""
     settings = RelaySettings()
     setup_logging(settings.log_level, "json" if settings.log_format == "json" else "console")
+    setup_tracing(settings, "nodeview-relay")
     raw = sys.stdin.buffer.read(settings.relay_max_body_bytes + 1)
     try:
         summary = asyncio.run(
@@ -190,5 +196,7 @@ def handle_main(watch_type: str, key: str | None, service: str | None) -> int:
     except (bus.BusError, nats.errors.Error, OSError, TimeoutError) as exc:
         print(f"nodeview relay handle: cannot publish: {exc}", file=sys.stderr)
         return 1
+    finally:
+        shutdown_tracing()
     print(summary, file=sys.stderr)
     return 0

@@ -33,8 +33,8 @@ def parse_index(value: str | None) -> int:
     if value is None or not value.strip():
         raise BadWatchPayload("the Consul index is missing (CONSUL_INDEX / X-Consul-Index)")
     text = value.strip()
-    if not text.isdigit():
-        raise BadWatchPayload(f"the Consul index {text[:40]!r} is not an unsigned integer")
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_INDEX)):
+        raise BadWatchPayload(f"the Consul index {text[:40]!r} is not an unsigned 64-bit integer")
     index = int(text)
     if index > MAX_INDEX:
         raise BadWatchPayload("the Consul index does not fit in 64 bits")
@@ -51,6 +51,8 @@ def decode_json(raw: bytes) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadWatchPayload(f"the payload is not JSON: {exc.msg} at {exc.pos}") from exc
+    except ValueError as exc:
+        raise BadWatchPayload(f"the payload is not JSON: {exc}") from exc
     except RecursionError as exc:
         raise BadWatchPayload("the payload nests too deeply") from exc
 

@@ -4,9 +4,12 @@ import logging
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from opentelemetry.trace import SpanKind
 
 from contracts.events import ConsulChange
+from contracts.subjects import consul_subject
 from services import bus, metrics
+from services.telemetry import inject_headers, tracer
 
 log = logging.getLogger("nodeview.relay")
 
@@ -20,11 +23,28 @@ class Publisher:
 
     async def publish(self, change: ConsulChange) -> bus.PublishResult:
         """Publish one change and record whether the stream stored it or saw a duplicate."""
-        try:
-            result = await bus.publish_change(self._nc, self._js, change)
-        except bus.MessageTooLarge:
-            metrics.RELAY_PUBLISHED.labels(change.watch_type, change.source, "too_large").inc()
-            raise
+        subject = consul_subject(change.watch_type)
+        with tracer().start_as_current_span(
+            f"consul.watch {change.watch_type}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "nodeview.consul.index": change.consul_index,
+                "nodeview.source": change.source,
+                "nodeview.watch.key": change.dedup_key or "",
+                "messaging.system": "nats",
+                "messaging.destination.name": subject,
+                "messaging.operation.type": "publish",
+            },
+        ) as span:
+            try:
+                result = await bus.publish_change(
+                    self._nc, self._js, change, headers=inject_headers()
+                )
+            except bus.MessageTooLarge:
+                metrics.RELAY_PUBLISHED.labels(change.watch_type, change.source, "too_large").inc()
+                raise
+            span.set_attribute("nodeview.duplicate", result.duplicate)
+            span.set_attribute("messaging.message.id", str(result.stream_seq))
         outcome = "duplicate" if result.duplicate else "stored"
         metrics.RELAY_PUBLISHED.labels(change.watch_type, change.source, outcome).inc()
         log.info(

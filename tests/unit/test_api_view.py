@@ -110,10 +110,6 @@ def test_an_address_change_moves_the_address_index() -> None:
     assert state.by_addr["127.10.0.99"].node == "prom-palmas-01"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apply drops the old address from by_addr without falling back to another node",
-)
 def test_an_address_change_keeps_another_node_on_the_old_address() -> None:
     """Two nodes on one address: moving one leaves the other findable by that address."""
     state = _state(_view("a", "10.0.0.1"), _view("b", "10.0.0.1"))
@@ -189,9 +185,6 @@ def test_unreadable_or_foreign_entries_change_nothing(key: str, value: bytes) ->
     assert state.nodes_body(NOW) is before
 
 
-@pytest.mark.xfail(
-    strict=True, reason="node_from_key raises binascii.Error/UnicodeDecodeError on bad base64"
-)
 @pytest.mark.parametrize("key", ["node64.a", "node64._w"], ids=["short", "not-utf8"])
 def test_an_undecodable_node_key_is_ignored(key: str) -> None:
     """A node64 key that is not valid base64 UTF-8 is skipped instead of raising."""

@@ -620,10 +620,6 @@ def test_apply_change_never_raises_on_arbitrary_payloads(
     assert outcome in ("applied", "bad_payload", "ignored")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="decode_kv_value lets json's ValueError for >4300-digit integers escape",
-)
 def test_a_sites_value_with_a_huge_integer_is_a_bad_payload() -> None:
     """A sites document holding a 5000-digit number is a bad payload, not an escaping error."""
     state = _state_with_nodes()

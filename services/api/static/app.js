@@ -165,7 +165,7 @@ async function showServices(addr, node) {
   $("services-status").replaceChildren(
     body.services_status === "error"
       ? badge(`error: last known services`, "badge-error", body.error || "")
-      : badge(`${body.total} services`, "badge-ok"),
+      : badge(`${body.total} ${body.total === 1 ? "service" : "services"}`, "badge-ok"),
   );
   $("services-body").replaceChildren(
     ...services.map((s) => {
