@@ -33,6 +33,7 @@ from services.logs import setup_logging
 from services.telemetry import (
     extract_context,
     links_from,
+    setup_tracing,
     shutdown_tracing,
     tracer,
 )
@@ -402,6 +403,7 @@ def main() -> None:
     """Entry point of ``nodeview enricher``."""
     settings = EnricherSettings()
     setup_logging(settings.log_level, settings.log_format)
+    setup_tracing(settings, "nodeview-enricher")
     log.info(
         "enricher starting",
         extra={

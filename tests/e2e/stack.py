@@ -48,6 +48,7 @@ class Stack:
     enrichers: int = 1
     apis: int = 2
     extra_env: dict[str, str] = field(default_factory=dict)
+    acl_token: str | None = None
     relay_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     nats: NatsServer | None = None
@@ -99,6 +100,7 @@ class Stack:
         self.nats = NatsServer(self.tmp / "jetstream", log_file=self.tmp / "nats.log").start()
         self.double = ConsulDouble(
             servers=2,
+            acl_token=self.acl_token,
             inventory=generate_inventory(nodes=self.nodes, services=self.services, sites=3, seed=3),
         )
         await self.double.start()
@@ -142,13 +144,14 @@ class Stack:
     async def metric(self, name: str, sample: str, labels: dict[str, str]) -> float:
         """Read one sample of a process's /metrics (0 when absent)."""
         text = (await self.http.get(self.url(name) + "/metrics")).text
-        wanted = sample + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
         for line in text.splitlines():
-            if line.startswith(sample + "{"):
-                head, _, value = line.rpartition(" ")
-                key = head[len(sample) + 1 : -1].split(",")
-                if sample + "{" + ",".join(sorted(key)) + "}" == wanted:
-                    return float(value)
+            head, _, value = line.rpartition(" ")
+            metric, _, rest = head.partition("{")
+            if metric != sample:
+                continue
+            found = dict(pair.split("=", 1) for pair in rest.rstrip("}").split(",") if "=" in pair)
+            if {k: v.strip('"') for k, v in found.items()} == labels:
+                return float(value)
         return 0.0
 
     def expected(self) -> dict[str, dict[str, Any]]:
