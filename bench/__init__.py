@@ -1,0 +1,1 @@
+"""Benchmark of the old request path against nodeview: latency, throughput, freshness, load."""
