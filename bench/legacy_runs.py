@@ -1,0 +1,69 @@
+"""The old backend's scenarios: cache misses (time, Consul requests, nodes left at 0), then hits."""
+
+import time
+from typing import Any
+
+from bench.config import Profile
+from bench.legacy import LEGACY_TTL_SECONDS
+from bench.load import run_load
+from bench.procs import cpu_seconds
+from bench.scenarios import NODES_PATH, run_json
+from bench.stats import summary_ms
+from bench.systems import Systems
+
+
+async def legacy_block(systems: Systems, profile: Profile) -> dict[str, Any]:
+    """Misses first; then, inside one TTL of the last miss, hit latency and hit throughput."""
+    assert systems.legacy is not None
+    assert systems.lg_double is not None
+    control = systems.lg_double.control
+    misses: list[dict[str, Any]] = []
+    deadline = time.monotonic() + profile.miss_seconds
+    while len(misses) < profile.miss_samples and time.monotonic() < deadline:
+        await control.reset_counters()
+        miss = await systems.legacy_miss()
+        miss["consul_requests"] = (await control.counters())["total"]
+        misses.append(miss)
+    warmed = time.monotonic()
+    url = systems.legacy.url + NODES_PATH
+    hit = await run_load(
+        url,
+        concurrency=1,
+        duration=profile.latency_seconds,
+        max_requests=profile.latency_requests,
+    )
+    rows = []
+    pid = systems.legacy.process.pid
+    for concurrency in profile.concurrencies:
+        cpu0 = cpu_seconds(pid)
+        result = await run_load(
+            url, concurrency=concurrency, duration=profile.throughput_seconds, max_requests=10**7
+        )
+        server_cpu = 100.0 * (cpu_seconds(pid) - cpu0) / result.wall_seconds
+        rows.append(
+            {
+                "system": "legacy_hit",
+                "concurrency": concurrency,
+                **run_json(result),
+                "server_cpu_percent": round(server_cpu, 1),
+            }
+        )
+    last = misses[-1]
+    return {
+        "latency": {
+            "legacy_miss": {
+                **summary_ms([m["seconds"] for m in misses]),
+                "zero_services_max": max(m["zero_services"] for m in misses),
+            },
+            "legacy_hit": run_json(hit),
+        },
+        "throughput": rows,
+        "per_miss": {
+            "consul_requests": last["consul_requests"],
+            "seconds": round(last["seconds"], 3),
+            "nodes": last["nodes"],
+            "zero_services": last["zero_services"],
+            "per_minute_at_rest": round(last["consul_requests"] * 60 / LEGACY_TTL_SECONDS, 1),
+        },
+        "hits_within_ttl": time.monotonic() - warmed < LEGACY_TTL_SECONDS,
+    }
