@@ -29,6 +29,7 @@ class Runtime:
 
     def __init__(self) -> None:
         self.feed: Feed | None = None
+        self.publisher: ResyncPublisher | None = None
         self.nc: Any = None
 
     def ready(self) -> bool:
@@ -67,7 +68,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         await bus.ensure_streams(js, settings)
         feed = Feed(js, settings.api_stale_after_seconds)
         runtime.feed = feed
-        app.include_router(nodes_router(feed, settings, ResyncPublisher(js)))
+        runtime.publisher = ResyncPublisher(js)
         task = asyncio.create_task(feed.run(), name="feed")
         try:
             yield
@@ -84,6 +85,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         summary="Always-fresh inventory of the nodes of a Consul cluster, served from memory.",
         lifespan=lifespan,
     )
+    app.include_router(nodes_router(runtime, settings))
     add_health_routes(app, runtime.ready, runtime.status)
     app.include_router(dashboard_router())
     app.add_middleware(ApiMiddleware, max_body_bytes=settings.api_max_body_bytes)

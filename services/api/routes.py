@@ -5,7 +5,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 import nats.errors
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -65,8 +65,15 @@ class SseLimiter:
             del self.open[client]
 
 
-def nodes_router(feed: Feed, settings: ApiSettings, publish_resync: "ResyncPublisher") -> APIRouter:
-    """Return the router of every ``/api/v1`` route."""
+class RuntimeView(Protocol):
+    """What the routes need from the running API: the feed and the resync publisher."""
+
+    feed: Feed | None
+    publisher: "ResyncPublisher | None"
+
+
+def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
+    """Return the router of every ``/api/v1`` route; they answer 503 until the view is ready."""
     router = APIRouter(prefix="/api/v1")
     limiter = SseLimiter(settings.api_sse_max_clients, settings.api_sse_max_per_client)
     admin_token = settings.admin_token_value()
@@ -78,7 +85,8 @@ def nodes_router(feed: Feed, settings: ApiSettings, publish_resync: "ResyncPubli
         if_none_match: Annotated[str | None, Header()] = None,
     ) -> Response:
         """Every node with its status, site and services count, from memory."""
-        if not feed.ready.is_set():
+        feed = runtime.feed
+        if feed is None or not feed.ready.is_set():
             return _not_ready()
         body = feed.state.nodes_body(datetime.now(UTC), site, status)
         headers = {"ETag": body.etag, "Cache-Control": "no-cache"}
@@ -93,7 +101,8 @@ def nodes_router(feed: Feed, settings: ApiSettings, publish_resync: "ResyncPubli
     )
     async def node_events(request: Request) -> Response:
         """Server-Sent Events: a snapshot, then one event per change, and keepalive comments."""
-        if not feed.ready.is_set():
+        feed = runtime.feed
+        if feed is None or not feed.ready.is_set():
             return _not_ready()
         client = request.client.host if request.client else "unknown"
         if not limiter.acquire(client):
@@ -131,7 +140,8 @@ def nodes_router(feed: Feed, settings: ApiSettings, publish_resync: "ResyncPubli
     )
     async def node_services(node_addr: str) -> Response:
         """The services of one node (by address, or by node name)."""
-        if not feed.ready.is_set():
+        feed = runtime.feed
+        if feed is None or not feed.ready.is_set():
             return _not_ready()
         view = _find(feed, node_addr)
         if view is None:
@@ -167,7 +177,8 @@ def nodes_router(feed: Feed, settings: ApiSettings, publish_resync: "ResyncPubli
     )
     async def node_service_names(node_addr: str) -> Response:
         """The distinct service names of one node (by address, or by node name)."""
-        if not feed.ready.is_set():
+        feed = runtime.feed
+        if feed is None or not feed.ready.is_set():
             return _not_ready()
         view = _find(feed, node_addr)
         if view is None:
@@ -204,6 +215,9 @@ def nodes_router(feed: Feed, settings: ApiSettings, publish_resync: "ResyncPubli
             return denied
         request_id = uuid.uuid4().hex
         client = request.client.host if request.client else "unknown"
+        feed, publish_resync = runtime.feed, runtime.publisher
+        if feed is None or publish_resync is None:
+            return _not_ready()
         try:
             await publish_resync(
                 ResyncRequested(
