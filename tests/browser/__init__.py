@@ -1,0 +1,1 @@
+"""Browser tests of the live node dashboard, in Debian's headless Chromium."""
