@@ -23,6 +23,11 @@ def _phase(results: dict[str, Any], nodes: int) -> dict[str, Any] | None:
     return max(smaller, key=lambda p: p["nodes"]) if smaller else None
 
 
+def _has_legacy_hits(phase: dict[str, Any]) -> bool:
+    """Whether the old backend's hit throughput was measured in a phase."""
+    return any(r["system"] == "legacy_hit" for r in phase.get("throughput", []))
+
+
 def goals(results: dict[str, Any]) -> list[dict[str, str]]:
     """One row per goal: what it asks, what was measured, and whether it was met."""
     rows: list[dict[str, str]] = []
@@ -46,13 +51,24 @@ def goals(results: dict[str, Any]) -> list[dict[str, str]]:
             p99 <= NODES_P99_MS,
         )
         rates = {(r["system"], r["concurrency"]): r["rps"] for r in phase.get("throughput", [])}
+        legacy_phase = phase
+        if not any(system == "legacy_hit" for system, _ in rates):
+            # A smaller cluster bounds the old hit path from above: its cost grows with nodes.
+            legacy_phase = max(
+                (p for p in results["phases"] if _has_legacy_hits(p)),
+                key=lambda p: p["nodes"],
+                default=phase,
+            )
+            for r in legacy_phase.get("throughput", []):
+                rates.setdefault((r["system"], r["concurrency"]), r["rps"])
         for concurrency in sorted({c for _, c in rates}):
             nv, lg = rates.get(("nodeview", concurrency)), rates.get(("legacy_hit", concurrency))
             if nv is not None and lg:
                 add(
                     f"throughput ≥ {THROUGHPUT_FACTOR:.0f}x legacy cache hit "
                     f"({concurrency} clients)",
-                    f"{nv:,.0f} vs {lg:,.0f} req/s = {nv / lg:.1f}x",
+                    f"{nv:,.0f} req/s at {phase['nodes']:,} nodes vs legacy {lg:,.0f} req/s at "
+                    f"{legacy_phase['nodes']:,} nodes = {nv / lg:.1f}x",
                     nv >= THROUGHPUT_FACTOR * lg,
                 )
     steady = next((p["steady"] for p in results["phases"] if "steady" in p), None)
@@ -76,8 +92,8 @@ def goals(results: dict[str, Any]) -> list[dict[str, str]]:
         add(
             f"full resync at {slow['nodes']:,} nodes, {latency:.0f} ms latency: "
             f"≤ {RESYNC_MAX_REQUESTS} requests",
-            f"{nv['enricher_reads']} reads",
-            nv["enricher_reads"] <= RESYNC_MAX_REQUESTS,
+            f"{nv['consul_requests_total']} requests counted by the Consul double",
+            nv["consul_requests_total"] <= RESYNC_MAX_REQUESTS,
         )
         add(
             f"… and ≤ {RESYNC_MAX_SECONDS:.0f} s",

@@ -3,13 +3,32 @@
 import time
 from typing import Any
 
+import httpx
+
 from bench.config import Profile
 from bench.legacy import LEGACY_TTL_SECONDS
 from bench.load import run_load
 from bench.procs import cpu_seconds
 from bench.scenarios import NODES_PATH, run_json
 from bench.stats import summary_ms
-from bench.systems import Systems
+from bench.systems import MISS_TIMEOUT_SECONDS, Systems
+
+
+async def _unfinished(systems: Systems, requests: int) -> dict[str, Any]:
+    """A miss that did not finish in time: no hit can follow; the process is restarted."""
+    assert systems.legacy is not None
+    await systems.legacy.stop()
+    await systems.legacy.start()
+    return {
+        "latency": {"legacy_miss": {"count": 0, "unfinished_after_s": MISS_TIMEOUT_SECONDS}},
+        "throughput": [],
+        "per_miss": {
+            "consul_requests": requests,
+            "seconds": None,
+            "unfinished_after_s": MISS_TIMEOUT_SECONDS,
+            "per_minute_at_rest": None,
+        },
+    }
 
 
 async def legacy_block(systems: Systems, profile: Profile) -> dict[str, Any]:
@@ -21,7 +40,10 @@ async def legacy_block(systems: Systems, profile: Profile) -> dict[str, Any]:
     deadline = time.monotonic() + profile.miss_seconds
     while len(misses) < profile.miss_samples and time.monotonic() < deadline:
         await control.reset_counters()
-        miss = await systems.legacy_miss()
+        try:
+            miss = await systems.legacy_miss()
+        except httpx.TimeoutException:
+            return await _unfinished(systems, (await control.counters())["total"])
         miss["consul_requests"] = (await control.counters())["total"]
         misses.append(miss)
     warmed = time.monotonic()

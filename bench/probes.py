@@ -1,6 +1,8 @@
 """Reads the services' own gauges: Prometheus text, consumer lag, view contents, memory."""
 
+import asyncio
 import re
+import time
 from typing import Any
 
 import httpx
@@ -8,6 +10,9 @@ import nats
 from nats.js.errors import NotFoundError
 
 from contracts import subjects
+
+METRICS_RETRY_SECONDS = 60.0
+"""How long a ``/metrics`` read waits for a service that is being restarted."""
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -26,8 +31,15 @@ def parse_metrics(text: str) -> list[tuple[str, dict[str, str], float]]:
 
 
 async def metrics(http: httpx.AsyncClient, url: str) -> list[tuple[str, dict[str, str], float]]:
-    """Samples of a service's ``/metrics``."""
-    return parse_metrics((await http.get(url + "/metrics")).text)
+    """Samples of a service's ``/metrics``, waiting out a restart of the service."""
+    deadline = time.monotonic() + METRICS_RETRY_SECONDS
+    while True:
+        try:
+            return parse_metrics((await http.get(url + "/metrics")).text)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 def by_label(

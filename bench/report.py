@@ -62,6 +62,9 @@ def _latency_section(results: dict[str, Any]) -> list[str]:
     for phase in results["phases"]:
         for key, label in LATENCY_ROWS:
             r = phase.get("latency", {}).get(key)
+            if r and r.get("unfinished_after_s"):
+                late = f"> {r['unfinished_after_s'] * 1000:,.0f} (did not finish)"
+                rows.append([phase["nodes"], label, 1, late, late, late, late])
             if r and r.get("count"):
                 rows.append(
                     [phase["nodes"], label, r["count"], r["p50"], r["p95"], r["p99"], r["max"]]
@@ -155,11 +158,16 @@ def _load_section(results: dict[str, Any]) -> list[str]:
     for phase in results["phases"]:
         pc = phase.get("per_change", {})
         row: list[Any] = [phase["nodes"]]
-        row += [pc.get(kind, {}).get("enricher_reads") for kind in plots_kinds()]
+        row += [_reads(pc.get(kind)) for kind in plots_kinds()]
         row.append(phase.get("legacy_per_miss", {}).get("consul_requests"))
         rows.append(row)
-    header = ["nodes", *[f"{k} (reads)" for k in plots_kinds()], "legacy per miss"]
-    out += ["Consul reads caused by one change (nodeview enricher) vs one legacy miss:", ""]
+    header = ["nodes", *plots_kinds(), "legacy per miss"]
+    out += [
+        "Consul requests caused by one change: enricher reads (its `consul_requests_total`) / "
+        "every request the Consul double counted, including the relay re-arming its blocking "
+        "queries; vs one legacy miss:",
+        "",
+    ]
     out += _table(header, rows)
     rows = []
     for phase in results["phases"]:
@@ -174,16 +182,23 @@ def _load_section(results: dict[str, Any]) -> list[str]:
                     phase["nodes"],
                     r["consul_latency_ms"],
                     nv.get("wall_seconds"),
-                    nv.get("enricher_reads"),
+                    nv.get("consul_requests_total"),
                     lg.get("seconds"),
                     lg.get("consul_requests"),
                     lg.get("zero_services"),
                 ]
             )
-    header = ["nodes", "Consul latency ms", "nodeview resync s", "nodeview reads"]
+    header = ["nodes", "Consul latency ms", "nodeview resync s", "nodeview Consul requests"]
     header += ["legacy miss s", "legacy requests", "legacy nodes shown with 0 services"]
     out += ["Full resync (`POST …/flush?wait=true`) vs one legacy cache miss:", ""]
     return out + _table(header, rows)
+
+
+def _reads(change: dict[str, Any] | None) -> str:
+    """``enricher reads / all requests`` of one change."""
+    if not change:
+        return "-"
+    return f"{change['enricher_reads']} / {change['consul_requests_total']}"
 
 
 def plots_kinds() -> tuple[str, ...]:

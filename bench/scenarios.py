@@ -125,6 +125,7 @@ async def per_change(systems: Systems, watch: SseWatch | None) -> dict[str, Any]
                 "enricher_reads": sum(enricher.values()),
                 "enricher_by_endpoint": enricher,
                 "consul_requests_total": counts["total"],
+                "consul_by_endpoint": counts["by_endpoint"],
             }
             if change.undo is not None:
                 await change.undo()
@@ -164,6 +165,7 @@ async def resync(systems: Systems, consul_latency: float, reset_to: float) -> di
             "enricher_reads": sum(reads.values()),
             "enricher_by_endpoint": reads,
             "consul_requests_total": counts["total"],
+            "consul_by_endpoint": counts["by_endpoint"],
         }
         await control.latency(reset_to)
     return out
