@@ -25,6 +25,7 @@ typecheck: venv
 	$(BIN)/mypy contracts services devstack scripts tests
 
 test: lint typecheck
+	bash scripts/install_chromium.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: venv

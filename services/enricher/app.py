@@ -80,6 +80,7 @@ class Enricher:
         self.engine: Engine | None = None
         self.leadership: Leadership | None = None
         self.stopping = asyncio.Event()
+        self.lost = asyncio.Event()
         self.needs_resync: str | None = "start"
         self.last_stream_seq = 0
 
@@ -126,10 +127,19 @@ class Enricher:
         self.leadership = Leadership(
             self.js, self.settings.enricher_id, self.settings.enricher_lock_ttl
         )
+        while not self.stopping.is_set():
+            await self._serve_term(store)
+
+    async def _serve_term(self, store: KvViewStore) -> None:
+        """Wait for the lock, then act until stopped or until the lock is lost (back to standby)."""
+        assert self.leadership is not None
+        assert self.engine is not None
         await self.leadership.acquire()
+        self.lost.clear()
         metrics.ENRICHER_ACTIVE.set(1)
         views, meta = await store.load()
         self.engine.restore(views, meta)
+        self.needs_resync = self.needs_resync or "takeover"
         tasks = [
             asyncio.create_task(self._heartbeat_loop(store), name="heartbeat"),
             asyncio.create_task(self._retry_loop(), name="retry"),
@@ -161,7 +171,7 @@ class Enricher:
     async def _ensure_resynced(self) -> None:
         assert self.engine is not None
         delay = 0.5
-        while self.needs_resync and not self.stopping.is_set():
+        while self.needs_resync and not (self.stopping.is_set() or self.lost.is_set()):
             reason = self.needs_resync
             self.needs_resync = None
             try:
@@ -175,11 +185,11 @@ class Enricher:
     async def _consume(self) -> None:
         assert self.js is not None
         sub = await self._pull_subscription()
-        while not self.stopping.is_set():
+        while not (self.stopping.is_set() or self.lost.is_set()):
             await self._ensure_resynced()
             try:
                 msgs = await sub.fetch(self.settings.enricher_batch_size, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except (NotFoundError, ServiceUnavailableError, nats.errors.Error) as exc:
                 log.warning(
@@ -324,9 +334,9 @@ class Enricher:
                 await self._record_lag()
             except LeadershipLost:
                 log.error(  # noqa: TRY400
-                    "enricher lock lost; stopping", extra={"event": "enrich.lock_lost"}
+                    "enricher lock lost; back to standby", extra={"event": "enrich.lock_lost"}
                 )
-                self.stopping.set()
+                self.lost.set()
                 return
             except (nats.errors.Error, OSError) as exc:
                 log.warning(

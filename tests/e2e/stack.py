@@ -71,7 +71,7 @@ class Stack:
             "RELAY_TOKEN": self.relay_token,
             "API_ADMIN_TOKEN": self.admin_token,
             "CONSUL_RETRY_DELAY": "0.05",
-            "ENRICHER_LOCK_TTL": "3",
+            "ENRICHER_LOCK_TTL": "6",
             "ENRICHER_HEARTBEAT_INTERVAL": "1",
             "ENRICHER_RETRY_INTERVAL": "1",
             "ENRICHER_ACK_WAIT": "5",
