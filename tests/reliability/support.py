@@ -25,6 +25,9 @@ from tests.e2e.stack import HOST, Stack, eventually
 REPORT_ENV = "RELIABILITY_REPORT_FILE"
 """When set, every scenario appends its figures (JSON lines) to this file."""
 
+STEADY_ENV = {"ENRICHER_LOCK_TTL": "10"}
+"""The README's lock TTL: the e2e stack's 3 s expires under CPU starvation on a busy machine."""
+
 _NODE_IN_CHANGE = re.compile(r"(?:node|on|from|of) ([^\s()]+)")
 
 
@@ -177,7 +180,7 @@ async def restart(process: ServiceProcess, *, kill: bool = False) -> None:
 
 @contextlib.asynccontextmanager
 async def supervised(stack: Stack, interval: float = 0.5) -> AsyncIterator[Counter[str]]:
-    """Restart any stack process that exits, as Kubernetes would; yields restarts by name."""
+    """Restart stack processes that exit, as Kubernetes would (fixtures' first convergence)."""
     restarts: Counter[str] = Counter()
     expected = [name for name, process in stack.processes.items() if process.running]
 
