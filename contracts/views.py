@@ -58,6 +58,8 @@ class ViewMeta(BaseModel):
     """When the enricher last committed a change or finished a resync."""
     last_resync_id: str | None = None
     """``request_id`` of the last ``ResyncRequested`` the enricher completed."""
+    recent_resync_ids: tuple[str, ...] = ()
+    """``request_id`` of the latest completed requests (several may share one resync)."""
     last_resync_at: datetime | None = None
     last_resync_changed: int = 0
     last_event_ltime: int = 0

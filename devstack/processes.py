@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-READY_TIMEOUT_SECONDS = 30.0
+READY_TIMEOUT_SECONDS = 90.0
 
 
 class ProcessError(RuntimeError):

@@ -38,6 +38,16 @@ class MessageTooLarge(BusError):
     """A message does not fit in the server's ``max_payload``, even compressed."""
 
 
+def redact_url(url: str) -> str:
+    """Drop ``user:password@`` from URLs (comma-separated too) before they are shown."""
+    return ",".join(
+        part.split("://", 1)[0] + "://" + part.split("@", 1)[1]
+        if "@" in part and "://" in part
+        else part
+        for part in url.split(",")
+    )
+
+
 def _tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
     if settings.nats_tls_ca_file is None and settings.nats_tls_cert_file is None:
         return None
@@ -59,11 +69,11 @@ def connect_options(settings: NatsSettings, name: str) -> dict[str, Any]:
         "reconnect_time_wait": 1.0,
         "allow_reconnect": True,
     }
-    password = settings.nats_password
+    password = read_secret(settings.nats_password, settings.nats_password_file, "NATS_PASSWORD")
     if settings.nats_user:
         options["user"] = settings.nats_user
         options["password"] = password.get_secret_value() if password else ""
-    token = read_secret(settings.nats_token, None, "NATS_TOKEN")
+    token = read_secret(settings.nats_token, settings.nats_token_file, "NATS_TOKEN")
     if token is not None:
         options["token"] = token.get_secret_value()
     if settings.nats_creds_file is not None:
@@ -103,7 +113,7 @@ async def connect(
             reconnected_cb=reconnected_cb,
         )
     except (OSError, nats.errors.Error) as exc:
-        raise BusError(f"cannot connect to NATS at {settings.nats_url}: {exc}") from exc
+        raise BusError(f"cannot connect to NATS at {redact_url(settings.nats_url)}: {exc}") from exc
 
 
 async def ensure_streams(js: JetStreamContext, settings: NatsSettings) -> None:

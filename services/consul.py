@@ -298,7 +298,7 @@ class ConsulClient:
                 time.perf_counter() - started
             )
         status = response.status_code
-        if status >= 500:
+        if status >= 500 or status == 429:
             metrics.CONSUL_REQUESTS.labels(endpoint, label, "http_5xx").inc()
             raise _ServerFailure(str(status), timeout=False)
         if status >= 400:

@@ -33,8 +33,10 @@ class Runtime:
         self.nc: Any = None
 
     def ready(self) -> bool:
-        """Ready once the bucket was replayed to its end."""
-        return self.feed is not None and self.feed.ready.is_set()
+        """Ready once the bucket was replayed to its end and holds a view (its meta entry)."""
+        return (
+            self.feed is not None and self.feed.ready.is_set() and self.feed.state.meta is not None
+        )
 
     def status(self) -> dict[str, Any]:
         """Return a small status document for the health routes."""

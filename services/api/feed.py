@@ -90,6 +90,18 @@ class Feed:
                 return
         except (NotFoundError, nats.errors.Error) as exc:
             raise ConnectionError(f"nodes bucket unavailable: {exc}") from exc
+        if fresh.meta is None and self.state.meta is not None:
+            # The bucket came back empty (NATS lost it): keep serving the last view until
+            # the enricher has written a new one, instead of an empty inventory.
+            log.warning(
+                "bucket replayed empty; keeping the last view",
+                extra={"event": "api.empty_replay", "nodes": len(self.state.nodes)},
+            )
+            async for update in updates:
+                if update is not None:
+                    fresh.apply(update.key, update.value, update.deleted)
+                if fresh.meta is not None:
+                    break
         self.state = fresh
         self.replays += 1
         self.ready.set()

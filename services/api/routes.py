@@ -226,8 +226,8 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
                     reason="admin flush",
                 )
             )
-        except (nats.errors.Error, TimeoutError, OSError) as exc:
-            return _error(503, "nats_unavailable", str(exc))
+        except (nats.errors.Error, TimeoutError, OSError):
+            return _error(503, "nats_unavailable", "the resync could not be requested; retry later")
         warning = "the view is never emptied: it is kept while Consul is read again"
         if not wait:
             body = FlushResponse(
@@ -240,7 +240,7 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
             )
             return Response(body.model_dump_json(), media_type="application/json", status_code=202)
         done = await feed.wait_for(
-            lambda state: state.meta is not None and state.meta.last_resync_id == request_id,
+            lambda state: state.meta is not None and request_id in state.meta.recent_resync_ids,
             settings.api_flush_wait_timeout,
         )
         meta = feed.state.meta

@@ -5,6 +5,7 @@ import contextlib
 import logging
 import signal
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,10 @@ log = logging.getLogger("nodeview.enricher")
 RESYNC_RETRY_MAX_SECONDS = 30.0
 
 
+NATS_ERRORS = (nats.errors.Error, bus.BusError, OSError, TimeoutError)
+"""Failures of NATS after which the enricher tries again instead of exiting."""
+
+
 class PoisonMessage(Exception):
     """A message on the stream that no enricher can ever decode."""
 
@@ -64,7 +69,7 @@ def decode_message(msg: Msg) -> ConsulChange | ResyncRequested:
             return ResyncRequested.model_validate_json(body)
         if msg.subject.startswith(subjects.SUBJECT_CONSUL_PREFIX + "."):
             return ConsulChange.model_validate_json(body)
-    except (ValidationError, OSError, EOFError, ValueError) as exc:
+    except (ValidationError, OSError, EOFError, ValueError, zlib.error) as exc:
         raise PoisonMessage(f"undecodable message on {msg.subject}: {exc}") from exc
     raise PoisonMessage(f"unexpected subject {msg.subject}")
 
@@ -128,7 +133,16 @@ class Enricher:
             self.js, self.settings.enricher_id, self.settings.enricher_lock_ttl
         )
         while not self.stopping.is_set():
-            await self._serve_term(store)
+            try:
+                await self._serve_term(store)
+            except NATS_ERRORS as exc:
+                log.warning(
+                    "nats failed; starting the term again",
+                    extra={"event": "enrich.term_failed", "reason": str(exc)},
+                )
+                self.needs_resync = self.needs_resync or "nats error"
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), 1.0)
 
     async def _serve_term(self, store: KvViewStore) -> None:
         """Wait for the lock, then act until stopped or until the lock is lost (back to standby)."""
@@ -151,6 +165,9 @@ class Enricher:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             metrics.ENRICHER_ACTIVE.set(0)
+            metrics.NODES_SERVICES_ERROR.set(0)
+            for status in ("alive", "dead", "left", "unknown"):
+                metrics.NODES.labels(status).set(0)
 
     async def _pull_subscription(self) -> Any:
         assert self.js is not None
@@ -170,13 +187,19 @@ class Enricher:
 
     async def _ensure_resynced(self) -> None:
         assert self.engine is not None
+        assert self.js is not None
         delay = 0.5
         while self.needs_resync and not (self.stopping.is_set() or self.lost.is_set()):
             reason = self.needs_resync
             self.needs_resync = None
             try:
+                if reason not in ("start", "takeover"):
+                    # The bucket may have lost entries (NATS restarted without its store):
+                    # compare against what it holds now, not against what was written.
+                    views, meta = await KvViewStore(self.js).load()
+                    self.engine.restore(views, meta)
                 await self.engine.resync(reason)
-            except ResyncFailed:
+            except (ResyncFailed, *NATS_ERRORS):
                 self.needs_resync = reason
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), delay)
@@ -185,6 +208,14 @@ class Enricher:
     async def _consume(self) -> None:
         assert self.js is not None
         sub = await self._pull_subscription()
+        try:
+            await self._consume_from(sub)
+        finally:
+            with contextlib.suppress(*NATS_ERRORS, ValueError):
+                await sub.unsubscribe()
+
+    async def _consume_from(self, sub: Any) -> None:
+        assert self.js is not None
         while not (self.stopping.is_set() or self.lost.is_set()):
             await self._ensure_resynced()
             try:
@@ -217,13 +248,13 @@ class Enricher:
             if gap and meta.num_delivered == 1:
                 self.needs_resync = self.needs_resync or "stream sequence gap"
             self.last_stream_seq = max(self.last_stream_seq, meta.sequence.stream)
+            if meta.num_delivered > self.settings.enricher_max_deliver:
+                await self._dead_letter(msg, "max_deliver", "delivered too many times")
+                continue
             try:
                 item = decode_message(msg)
             except PoisonMessage as exc:
                 await self._dead_letter(msg, "undecodable", str(exc))
-                continue
-            if meta.num_delivered > self.settings.enricher_max_deliver:
-                await self._dead_letter(msg, "max_deliver", "delivered too many times")
                 continue
             to_ack.append(msg)
             if isinstance(item, ResyncRequested):
@@ -236,7 +267,10 @@ class Enricher:
                 decoded.contexts.append(dict(msg.headers))
         try:
             await self._traced_apply(decoded, len(msgs))
-        except (ResyncFailed, bus.BusError, nats.errors.Error, OSError) as exc:
+        except ResyncFailed:
+            # Consul is unavailable: the events' state is applied; the resync is retried.
+            self.needs_resync = self.needs_resync or "resync failed"
+        except NATS_ERRORS as exc:
             log.warning(
                 "batch failed; messages will be redelivered",
                 extra={"event": "enrich.batch_failed", "reason": str(exc), "messages": len(msgs)},
@@ -246,7 +280,8 @@ class Enricher:
                     await msg.nak(delay=self.settings.enricher_nak_delay)
             return
         for msg in to_ack:
-            await msg.ack()
+            with contextlib.suppress(*NATS_ERRORS):
+                await msg.ack()
         log.info(
             "batch handled",
             extra={
@@ -285,11 +320,12 @@ class Enricher:
                     "resync after change",
                     extra={"event": "enrich.resync_trigger", "reason": result.resync},
                 )
-        for request in decoded.resyncs[-1:]:
-            metrics.EVENTS.labels("resync", "applied").inc()
+        if decoded.resyncs:
+            metrics.EVENTS.labels("resync", "applied").inc(len(decoded.resyncs))
+            last = decoded.resyncs[-1]
             await self.engine.resync(
-                f"requested by {request.requested_by}: {request.reason}",
-                request_id=request.request_id,
+                f"requested by {last.requested_by}: {last.reason}",
+                request_ids=[r.request_id for r in decoded.resyncs],
             )
 
     async def _dead_letter(self, msg: Msg, reason: str, detail: str) -> None:
@@ -311,8 +347,13 @@ class Enricher:
             "Nodeview-Original-Sequence": str(msg.metadata.sequence.stream),
             **{k: v for k, v in (msg.headers or {}).items() if k != subjects.HEADER_MSG_ID},
         }
-        await self.js.publish(subjects.SUBJECT_DEAD_LETTER, msg.data, headers=headers)
-        await msg.term()
+        try:
+            await self.js.publish(subjects.SUBJECT_DEAD_LETTER, msg.data, headers=headers)
+            await msg.term()
+        except NATS_ERRORS:
+            with contextlib.suppress(*NATS_ERRORS):
+                await msg.nak(delay=self.settings.enricher_nak_delay)
+            return
         # Whatever the message carried is read again from Consul.
         self.needs_resync = self.needs_resync or "event dead-lettered"
 
@@ -419,7 +460,7 @@ def main() -> None:
         extra={
             "event": "enrich.start",
             "id": settings.enricher_id,
-            "consul_servers": settings.consul_servers,
+            "consul_servers": [bus.redact_url(u) for u in settings.consul_servers],
         },
     )
     try:

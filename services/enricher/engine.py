@@ -12,7 +12,7 @@ from contracts import subjects
 from contracts.events import ConsulChange, utc_now
 from contracts.views import NodeView, ViewMeta
 from services import metrics
-from services.consul import ConsulClient, ConsulError, ConsulHTTPError
+from services.consul import ConsulClient, ConsulError, ConsulHTTPError, ConsulResponse
 from services.enricher import reads
 from services.enricher.inventory import (
     BadConsulPayload,
@@ -32,6 +32,9 @@ from services.enricher.store import ViewStore
 from services.telemetry import inject_headers, tracer
 
 log = logging.getLogger("nodeview.enricher")
+
+RECENT_RESYNC_IDS = 32
+"""Completed resync request ids kept in the meta entry, for flush waiters."""
 
 MEMBERS_UNAVAILABLE_STATUSES = (403, 404, 405)
 """Answers of ``/v1/agent/members`` after which node status comes from ``serfHealth`` instead."""
@@ -89,6 +92,7 @@ class Engine:
         self.meta = ViewMeta(generation=0, synced_at=utc_now())
         self.pending_nodes: set[str] = set()
         self.pending_services: set[str] = set()
+        self.unwritten: set[str] = set()
         self.resynced = False
         self._lock = asyncio.Lock()
 
@@ -127,7 +131,7 @@ class Engine:
             trace = _observed_header(observed)
             if plan.full_resync:
                 result.resync = plan.full_resync
-                result.commit = await self._resync_locked(plan.full_resync, None, trace)
+                result.commit = await self._resync_locked(plan.full_resync, (), trace)
                 return result
             await self._execute(plan)
             result.commit = await self._commit(plan.dirty, plan.all_dirty, trace)
@@ -136,12 +140,12 @@ class Engine:
     async def resync(
         self,
         reason: str,
-        request_id: str | None = None,
+        request_ids: Sequence[str] = (),
         headers: Mapping[str, str] | None = None,
     ) -> CommitResult:
         """Read the whole inventory from Consul and write every view that differs."""
         async with self._lock:
-            return await self._resync_locked(reason, request_id, headers or {})
+            return await self._resync_locked(reason, request_ids, headers or {})
 
     async def retry_pending(self) -> CommitResult | None:
         """Read again the nodes and services whose last read failed."""
@@ -186,6 +190,20 @@ class Engine:
         if service_read.instances is None:
             inv.service_failures[name] = service_read.reason or "error"
             self.pending_services.add(name)
+            for node in sorted(holders):
+                metrics.CONSUL_NODE_ENRICH_FAILURES.labels(
+                    node, service_read.error_type or "error"
+                ).inc()
+                log.warning(
+                    "node services read failed",
+                    extra={
+                        "event": "enrich.node_failed",
+                        "node": node,
+                        "addr": self._addr(node),
+                        "reason": f"service {name}: {service_read.reason}",
+                        "error_type": service_read.error_type,
+                    },
+                )
             return holders
         inv.service_failures.pop(name, None)
         return holders | replace_service(inv.services, name, service_read.instances)
@@ -196,11 +214,15 @@ class Engine:
             response = await self._consul.members()
             members = parse_members(response.data)
         except ConsulHTTPError as exc:
-            if exc.status in MEMBERS_UNAVAILABLE_STATUSES:
-                inv.members = None
-                plan.all_dirty = True
+            if exc.status not in MEMBERS_UNAVAILABLE_STATUSES:
+                log.warning(
+                    "members read refused; statuses kept",
+                    extra={"event": "enrich.members_failed", "reason": str(exc)},
+                )
                 return
-            raise
+            inv.members = None
+            plan.all_dirty = True
+            return
         except (ConsulError, BadConsulPayload) as exc:
             log.warning(
                 "members read failed; statuses kept",
@@ -221,14 +243,14 @@ class Engine:
         return catalog.addr if catalog else ""
 
     async def _resync_locked(
-        self, reason: str, request_id: str | None, headers: Mapping[str, str]
+        self, reason: str, request_ids: Sequence[str], headers: Mapping[str, str]
     ) -> CommitResult:
         started = time.perf_counter()
         with tracer().start_as_current_span(
             "nodeview.resync", attributes={"nodeview.resync.reason": reason[:200]}
         ):
             try:
-                result = await self._resync_reads(reason, request_id, headers)
+                result = await self._resync_reads(reason, request_ids, headers)
             except ResyncFailed:
                 metrics.RESYNCS.labels(_reason_label(reason), "failed").inc()
                 raise
@@ -250,7 +272,7 @@ class Engine:
         return result
 
     async def _resync_reads(
-        self, reason: str, request_id: str | None, headers: Mapping[str, str]
+        self, reason: str, request_ids: Sequence[str], headers: Mapping[str, str]
     ) -> CommitResult:
         old = self.state.inventory
         try:
@@ -258,7 +280,7 @@ class Engine:
                 self._members_or_none(),
                 self._consul.catalog_nodes(),
                 self._consul.catalog_services(),
-                self._consul.kv_get(self._settings.sites_key),
+                self._sites_or_none(),
             )
             inv = Inventory(
                 members=members_read,
@@ -277,6 +299,14 @@ class Engine:
                 extra={"event": "enrich.resync_failed", "reason": str(exc), "trigger": reason},
             )
             raise ResyncFailed(str(exc)) from exc
+        if not inv.node_names():
+            # A Consul cluster always has its servers as nodes: an empty answer means an ACL
+            # filtered everything out, never that the inventory is empty. Keep the view.
+            log.warning(
+                "resync refused an empty node list; view kept",
+                extra={"event": "enrich.resync_failed", "reason": "empty node list"},
+            )
+            raise ResyncFailed("Consul answered an empty node list (check the ACL token)")
         for service_read in await reads.read_services(self._consul, sorted(inv.service_tags)):
             if service_read.instances is None:
                 for node, node_services in old.services.items():
@@ -288,15 +318,27 @@ class Engine:
             self._apply_service_read(inv, service_read)
         for node in inv.node_names():
             inv.node_index[node] = max(nodes.index or 0, services.index or 0)
-        self._apply_sites(kv.data)
+        if kv is not None:
+            self._apply_sites(kv.data)
         self.state.inventory = inv
         self.state.seen_index[("nodes", None)] = nodes.index or 0
         self.state.seen_index[("services", None)] = services.index or 0
-        if kv.index is not None:
+        if kv is not None and kv.index is not None:
             self.state.seen_index[("key", self._settings.sites_key)] = kv.index
         self.pending_nodes.clear()
         self.resynced = True
-        return await self._commit(set(), True, headers, resync_id=request_id or "")
+        return await self._commit(set(), True, headers, resync_ids=tuple(request_ids))
+
+    async def _sites_or_none(self) -> ConsulResponse | None:
+        """Read the sites key; on failure keep the last good sites (``None``)."""
+        try:
+            return await self._consul.kv_get(self._settings.sites_key)
+        except ConsulError as exc:
+            log.warning(
+                "sites read failed; last good sites kept",
+                extra={"event": "enrich.sites_read_failed", "reason": str(exc)},
+            )
+            return None
 
     async def _members_or_none(self) -> dict[str, Member] | None:
         """Read the members; ``None`` when this Consul does not let us (ACL, no agent API)."""
@@ -325,41 +367,48 @@ class Engine:
         all_dirty: bool,
         headers: Mapping[str, str],
         *,
-        resync_id: str | None = None,
+        resync_ids: tuple[str, ...] | None = None,
     ) -> CommitResult:
         inv = self.state.inventory
         names = inv.node_names()
-        targets = names if all_dirty else dirty & names
+        targets = names if all_dirty else (dirty | self.unwritten) & names
         headers = inject_headers(dict(headers))
         now = utc_now()
         result = CommitResult()
+        # Nodes stay "unwritten" until their write succeeds, so a failed batch is not lost.
+        self.unwritten |= targets
         for node in sorted(targets):
             view = build_view(inv, node, self.state.sites, self._settings.unmapped_label, now)
-            if view is None:
-                continue
             old = self.published.get(node)
-            if old is not None and same_view(old, view):
+            if view is None or (old is not None and same_view(old, view)):
+                self.unwritten.discard(node)
                 continue
             await self._store.put_view(view, headers)
             self.published[node] = view
+            self.unwritten.discard(node)
             result.written += 1
         for node in sorted(self.published.keys() - names):
             await self._store.delete_view(node, headers)
             del self.published[node]
             result.deleted += 1
         changed = bool(result.written or result.deleted)
-        if changed or resync_id is not None:
+        if changed or resync_ids is not None:
             self.meta = ViewMeta(
                 generation=self.meta.generation + 1,
                 consul_index=max(self.state.seen_index.values(), default=0),
                 main_server=self._consul.main_server,
                 active_server=self._consul.active_server,
                 synced_at=now,
-                last_resync_id=resync_id or self.meta.last_resync_id,
-                last_resync_at=now if resync_id is not None else self.meta.last_resync_at,
+                last_resync_id=resync_ids[-1] if resync_ids else self.meta.last_resync_id,
+                recent_resync_ids=(
+                    (*self.meta.recent_resync_ids, *resync_ids)[-RECENT_RESYNC_IDS:]
+                    if resync_ids
+                    else self.meta.recent_resync_ids
+                ),
+                last_resync_at=now if resync_ids is not None else self.meta.last_resync_at,
                 last_resync_changed=(
                     result.written + result.deleted
-                    if resync_id is not None
+                    if resync_ids is not None
                     else self.meta.last_resync_changed
                 ),
                 last_event_ltime=self.state.last_event_ltime,

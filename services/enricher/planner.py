@@ -32,6 +32,8 @@ class EnricherState:
     """(type, key) → highest Consul index already reflected, from events or reads."""
     event_index: dict[tuple[str, str | None], int] = field(default_factory=dict)
     """(type, key) → index of the last change event applied, to see indexes going backwards."""
+    event_source: dict[tuple[str, str | None], str] = field(default_factory=dict)
+    """(type, key) → source of that event: only the same source going backwards is a reset."""
     last_event_ltime: int = 0
 
 
@@ -91,7 +93,10 @@ def classify(state: EnricherState, change: ConsulChange) -> Outcome | None:
         return "duplicate" if state.event_index.get(key) == change.consul_index else None
     last_event = state.event_index.get(key)
     if last_event is not None and change.consul_index < last_event:
-        return "backwards"
+        # Two sources (agent watch and watcher) race: an older index from the other one is
+        # late, not a Consul reset.
+        same_source = state.event_source.get(key) == change.source
+        return "backwards" if same_source else "superseded"
     seen = state.seen_index.get(key)
     if seen is not None and change.consul_index <= seen:
         return "duplicate" if change.consul_index == last_event else "superseded"
@@ -107,6 +112,7 @@ def apply_change(
     if skip == "backwards":
         plan.full_resync = plan.full_resync or f"{change.watch_type} index went backwards"
         state.event_index[key] = change.consul_index
+        state.event_source[key] = change.source
         return skip
     if skip is not None:
         return skip
@@ -115,6 +121,7 @@ def apply_change(
     except (BadConsulPayload, BadSitesDocument):
         outcome = "bad_payload"
     state.event_index[key] = change.consul_index
+    state.event_source[key] = change.source
     state.seen_index[key] = change.consul_index
     for node in plan.dirty:
         state.inventory.node_index[node] = max(

@@ -21,10 +21,6 @@ class EnricherSettings(NatsSettings, ConsulSettings):
     enricher_batch_size: int = Field(
         default=256, ge=1, le=10_000, validation_alias="ENRICHER_BATCH_SIZE"
     )
-    enricher_batch_wait: float = Field(
-        default=0.02, gt=0, le=10, validation_alias="ENRICHER_BATCH_WAIT"
-    )
-    """Seconds a fetch waits for more messages once the first one is there (burst coalescing)."""
     enricher_max_deliver: int = Field(
         default=5, ge=1, le=100, validation_alias="ENRICHER_MAX_DELIVER"
     )

@@ -10,10 +10,9 @@ from typing import Any
 import nats.errors
 from fastapi import FastAPI
 from nats.aio.client import Client
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services import bus
+from services.bus import redact_url
 from services.consul import ConsulClient
 from services.health import add_health_routes, make_server
 from services.logs import setup_logging
@@ -21,7 +20,7 @@ from services.relay.http import watch_router
 from services.relay.payloads import BadWatchPayload, decode_json, make_change, parse_index
 from services.relay.publisher import Publisher
 from services.relay.settings import RelaySettings
-from services.relay.watcher import WatchStats, run_watch, standard_watches
+from services.relay.watcher import WatchStats, standard_watches, supervise_watch
 from services.telemetry import setup_tracing, shutdown_tracing
 
 log = logging.getLogger("nodeview.relay")
@@ -63,7 +62,7 @@ class Relay:
             stats = self.stats.setdefault(watch.watch_type, WatchStats())
             self._tasks.append(
                 asyncio.create_task(
-                    run_watch(
+                    supervise_watch(
                         watch,
                         self.publisher.publish,
                         wait=self.settings.relay_watch_wait,
@@ -135,21 +134,13 @@ def main(*, watcher: bool) -> None:
         extra={
             "event": "relay.start",
             "watcher": enabled,
-            "consul_servers": settings.consul_servers,
+            "consul_servers": [redact_url(u) for u in settings.consul_servers],
         },
     )
     try:
         asyncio.run(serve(settings, watcher=enabled))
     finally:
         shutdown_tracing()
-
-
-class HandleSettings(BaseSettings):
-    """What Consul puts in a script handler's environment."""
-
-    model_config = SettingsConfigDict(extra="ignore")
-
-    consul_index: str | None = Field(default=None, validation_alias="CONSUL_INDEX")
 
 
 async def handle_once(
@@ -186,9 +177,7 @@ def handle_main(watch_type: str, key: str | None, service: str | None) -> int:
     raw = sys.stdin.buffer.read(settings.relay_max_body_bytes + 1)
     try:
         summary = asyncio.run(
-            handle_once(
-                settings, watch_type, raw, HandleSettings().consul_index, key=key, service=service
-            )
+            handle_once(settings, watch_type, raw, settings.consul_index, key=key, service=service)
         )
     except BadWatchPayload as exc:
         print(f"nodeview relay handle: bad payload: {exc}", file=sys.stderr)

@@ -97,8 +97,8 @@ def watch_router(
             result = await current.publish(change)
         except bus.MessageTooLarge as exc:
             return _error(413, "message_too_large", str(exc))
-        except (bus.BusError, nats.errors.Error, TimeoutError) as exc:
-            return _error(503, "nats_unavailable", str(exc))
+        except (bus.BusError, nats.errors.Error, TimeoutError):
+            return _error(503, "nats_unavailable", "the change could not be stored; retry later")
         return JSONResponse(
             {
                 "success": True,

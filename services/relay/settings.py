@@ -29,6 +29,9 @@ class RelaySettings(NatsSettings, ConsulSettings):
         default=30.0, gt=0, le=600, validation_alias="RELAY_ERROR_BACKOFF_MAX"
     )
 
+    consul_index: str | None = Field(default=None, validation_alias="CONSUL_INDEX")
+    """Set by Consul for a script handler: the index of the watch answer on stdin."""
+
     def relay_token_value(self) -> SecretStr | None:
         """Return the bearer token of the HTTP handler from RELAY_TOKEN or RELAY_TOKEN_FILE."""
         return read_secret(self.relay_token, self.relay_token_file, "RELAY_TOKEN")

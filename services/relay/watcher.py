@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import nats.errors
 
 from contracts.events import ConsulChange
-from services.bus import BusError
+from services.bus import BusError, MessageTooLarge
 from services.consul import ConsulClient, ConsulError, ConsulResponse
 from services.relay.payloads import BadWatchPayload, make_change
 
@@ -96,6 +96,16 @@ async def run_watch(
             )
             await _sleep_or_stop(stop, delay)
             continue
+        if response.index is None:
+            # Without X-Consul-Index every query would return at once: back off instead.
+            stats.errors += 1
+            failures += 1
+            log.warning(
+                "answer without X-Consul-Index",
+                extra={"event": "relay.no_index", "type": watch.watch_type},
+            )
+            await _sleep_or_stop(stop, min(backoff_max, 0.5 * 2 ** min(failures, 10)))
+            continue
         failures = 0
         new_index = next_index(index, response.index)
         if response.index is not None and response.index < index:
@@ -116,6 +126,18 @@ async def run_watch(
                 )
                 await publish(change)
                 stats.published += 1
+                published_index = response.index
+            except MessageTooLarge as exc:
+                # Retrying cannot help: count it, say it loudly, and follow the next change.
+                stats.errors += 1
+                log.error(  # noqa: TRY400 - the message says all; no traceback needed
+                    "change too large to publish",
+                    extra={
+                        "event": "relay.too_large",
+                        "type": watch.watch_type,
+                        "reason": str(exc),
+                    },
+                )
                 published_index = response.index
             except PUBLISH_ERRORS as exc:
                 stats.errors += 1
@@ -143,6 +165,37 @@ async def run_watch(
         elapsed = time.monotonic() - started
         if elapsed < min_interval:
             await _sleep_or_stop(stop, min_interval - elapsed)
+
+
+async def supervise_watch(
+    watch: Watch,
+    publish: Publish,
+    *,
+    wait: float,
+    min_interval: float,
+    backoff_max: float,
+    stats: WatchStats,
+    stop: asyncio.Event,
+) -> None:
+    """Run a watch loop and start it again, after a pause, if it ever fails unexpectedly."""
+    while not stop.is_set():
+        try:
+            await run_watch(
+                watch,
+                publish,
+                wait=wait,
+                min_interval=min_interval,
+                backoff_max=backoff_max,
+                stats=stats,
+                stop=stop,
+            )
+        except Exception:  # a watch must never die silently: it is logged and restarted
+            stats.errors += 1
+            log.exception(
+                "watch loop failed; restarting",
+                extra={"event": "relay.watch_crashed", "type": watch.watch_type},
+            )
+            await _sleep_or_stop(stop, backoff_max / 10)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

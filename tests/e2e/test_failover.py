@@ -23,8 +23,9 @@ async def _active(stack: Stack) -> str:
 
 async def test_killing_the_active_enricher_mid_burst_loses_no_change(tmp_path: Path) -> None:
     """SIGKILL of the active enricher during a burst: the standby takes over and converges."""
-    stack = await Stack(tmp_path, nodes=60, services=5, enrichers=2, apis=1).start()
+    stack = Stack(tmp_path, nodes=60, services=5, enrichers=2, apis=1)
     try:
+        await stack.start()
         await eventually(lambda: stack.assert_converged("api-1"))
         active = await eventually(lambda: _active(stack))
         standby = "enricher-2" if active == "enricher-1" else "enricher-1"
@@ -57,8 +58,8 @@ async def test_api_reports_stale_when_no_enricher_runs(tmp_path: Path) -> None:
         apis=1,
         extra_env={"API_STALE_AFTER_SECONDS": "3"},
     )
-    await stack.start()
     try:
+        await stack.start()
         await eventually(lambda: stack.assert_converged("api-1"))
         await asyncio.to_thread(stack.processes["enricher-1"].stop, kill=True)
 
