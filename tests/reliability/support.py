@@ -121,7 +121,7 @@ def run_handler(
     args: list[str],
     body: bytes,
     env: Mapping[str, str] | None = None,
-    timeout: float = 60.0,
+    timeout: float = 120.0,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``nodeview relay handle ARGS`` as Consul's script handler would (blocking)."""
     return subprocess.run(
