@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv dev test lint typecheck unit integration e2e k8s-check clean
+.PHONY: venv dev test lint typecheck unit integration e2e k8s-check reliability bench clean
 
 venv: $(STAMP)
 
@@ -26,7 +26,13 @@ typecheck: venv
 
 test: lint typecheck
 	bash scripts/install_chromium.sh
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not reliability" $(PYTEST_ARGS)
+
+reliability: venv
+	$(BIN)/pytest -m reliability tests/reliability $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/python scripts/bench_nodes.py --mode all
 
 unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
