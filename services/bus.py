@@ -91,6 +91,7 @@ async def connect(
     name: str,
     *,
     on_reconnect: Callable[[], Awaitable[None]] | None = None,
+    reconnect: bool = True,
 ) -> Client:
     """Connect to NATS; reconnects forever, logging each disconnect and reconnect."""
 
@@ -106,8 +107,11 @@ async def connect(
             await on_reconnect()
 
     try:
+        options = connect_options(settings, name)
+        if not reconnect:
+            options.update(allow_reconnect=False, max_reconnect_attempts=0)
         return await nats.connect(
-            **connect_options(settings, name),
+            **options,
             error_cb=error_cb,
             disconnected_cb=disconnected_cb,
             reconnected_cb=reconnected_cb,

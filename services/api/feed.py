@@ -1,7 +1,6 @@
 """Keeps a replica's view current: replays the KV bucket, then applies and fans out updates."""
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -68,12 +67,12 @@ class Feed:
             done, _ = await asyncio.wait({follow, restart}, return_when=asyncio.FIRST_COMPLETED)
             for task in (follow, restart):
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            if follow in done and follow.exception() is not None:
+            await asyncio.gather(follow, restart, return_exceptions=True)
+            failure = None if follow.cancelled() else follow.exception()
+            if follow in done and failure is not None:
                 log.warning(
                     "kv watch failed; replaying again",
-                    extra={"event": "api.watch_failed", "reason": str(follow.exception())},
+                    extra={"event": "api.watch_failed", "reason": str(failure)},
                 )
                 await asyncio.sleep(1.0)
 

@@ -130,7 +130,10 @@ class Enricher:
             ),
         )
         self.leadership = Leadership(
-            self.js, self.settings.enricher_id, self.settings.enricher_lock_ttl
+            self.js,
+            self.settings.enricher_id,
+            self.settings.enricher_lock_ttl,
+            replicas=self.settings.nats_stream_replicas,
         )
         while not self.stopping.is_set():
             try:

@@ -4,10 +4,12 @@ import asyncio
 import contextlib
 import logging
 
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 
 from contracts import subjects
+from services import bus
 
 log = logging.getLogger("nodeview.enricher")
 
@@ -19,8 +21,9 @@ class LeadershipLost(Exception):
 class Leadership:
     """Holds the enricher lock: acquire once, then refresh well inside the TTL."""
 
-    def __init__(self, js: JetStreamContext, owner: str, ttl: float) -> None:
+    def __init__(self, js: JetStreamContext, owner: str, ttl: float, replicas: int = 1) -> None:
         self._js = js
+        self._replicas = replicas
         self._owner = owner.encode()
         self._ttl = ttl
         self._revision: int | None = None
@@ -42,6 +45,22 @@ class Leadership:
             except (KeyNotFoundError, KeyDeletedError):
                 # The holder's entry expired or was released while we looked: try again now.
                 await asyncio.sleep(0.05)
+                continue
+            except (nats.errors.Error, TimeoutError) as exc:
+                # NATS is down or lost the bucket: wait, recreate it, and try again.
+                log.warning(
+                    "enricher lock unavailable",
+                    extra={"event": "enrich.lock_unavailable", "reason": str(exc)},
+                )
+                await asyncio.sleep(self._ttl / 4)
+                with contextlib.suppress(nats.errors.Error, TimeoutError):
+                    await bus.ensure_bucket(
+                        self._js,
+                        subjects.BUCKET_ENRICHER_LOCK,
+                        replicas=self._replicas,
+                        ttl=self._ttl,
+                    )
+                    kv = await self._js.key_value(subjects.BUCKET_ENRICHER_LOCK)
                 continue
             log.info("enricher is active", extra={"event": "enrich.lock_acquired"})
             return

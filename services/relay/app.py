@@ -158,7 +158,7 @@ async def handle_once(
     change = make_change(
         watch_type, decode_json(raw), parse_index(index_text), "script", key=key, service=service
     )
-    nc = await bus.connect(settings, "nodeview-relay-handler")
+    nc = await bus.connect(settings, "nodeview-relay-handler", reconnect=False)
     try:
         js = nc.jetstream()
         await bus.ensure_streams(js, settings)
