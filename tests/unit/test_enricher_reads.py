@@ -313,7 +313,7 @@ async def test_5xx_falls_back_to_the_next_server(code: int) -> None:
 
 @pytest.mark.parametrize(
     ("code", "exc_type"),
-    [(400, ConsulHTTPError), (403, ConsulACLDenied), (404, ConsulNotFound), (429, ConsulHTTPError)],
+    [(400, ConsulHTTPError), (403, ConsulACLDenied), (404, ConsulNotFound)],
 )
 async def test_4xx_does_not_fall_back(code: int, exc_type: type[ConsulHTTPError]) -> None:
     """A 4xx would be the same on every server, so it is raised without trying another."""
@@ -326,6 +326,15 @@ async def test_4xx_does_not_fall_back(code: int, exc_type: type[ConsulHTTPError]
     assert caught.value.server == LABEL_A
     assert caught.value.index == 9
     assert fake.servers_called() == [LABEL_A]
+
+
+async def test_rate_limited_read_falls_back_to_the_next_server() -> None:
+    """A 429 (Consul's rate limit) is retried on the next server, as Consul asks clients to."""
+    fake = FakeConsul(a=status(429), b=ok(CATALOG_NODES))
+    async with _client(fake) as consul:
+        response = await consul.catalog_nodes()
+    assert response.server == LABEL_B
+    assert fake.servers_called() == [LABEL_A, LABEL_B]
 
 
 @pytest.mark.parametrize("retries", [0, 1, 3])
