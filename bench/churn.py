@@ -65,6 +65,8 @@ async def churn(systems: Systems, watch: SseWatch, rate: float, seconds: float) 
     async def send(index: int, change: Change, node: str) -> None:
         nonlocal errors
         async with gate:
+            if time.perf_counter() > t0 + seconds:
+                return  # the double could not keep up: the change is dropped, not delayed
             pending[node].append((index, change))
             sent[index] = time.time()
             try:
@@ -86,13 +88,15 @@ async def churn(systems: Systems, watch: SseWatch, rate: float, seconds: float) 
         tasks.append(asyncio.create_task(send(i, change, node)))
     await asyncio.gather(*tasks)
     send_seconds = time.perf_counter() - t0
+    total = len(sent)
     deadline = time.monotonic() + DRAIN_SECONDS
     while len(seen) < total and time.monotonic() < deadline:  # noqa: ASYNC110 -- bounded poll
         await asyncio.sleep(0.1)
     stop_lag.set()
     await sampler
     await lag.close()
-    return _summarise(sent, seen, started, total, send_seconds, lag_series, errors)
+    result = _summarise(sent, seen, started, total, send_seconds, lag_series, errors)
+    return {**result, "target_rate": rate, "target_changes": int(rate * seconds)}
 
 
 def _summarise(

@@ -12,6 +12,9 @@ import httpx
 
 from devstack.consul_double import ConsulDouble, Inventory, InventoryService, generate_inventory
 
+CONTROL_ATTEMPTS = 3
+"""Tries of one control request when its connection drops."""
+
 CONTROL_TIMEOUT_SECONDS = 30.0
 """Longest a control request may take (a large sites write or counters read)."""
 
@@ -82,8 +85,18 @@ class DoubleControl:
         await self.http.aclose()
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
-        """Send one control request and return its JSON answer."""
-        response = await self.http.request(method, path, json=body)
+        """Send one control request and return its JSON answer (retried on a dropped connection).
+
+        Every control action is idempotent, and uvicorn closes idle keep-alive connections, so a
+        request may meet a connection the server has just closed.
+        """
+        for attempt in range(CONTROL_ATTEMPTS):
+            try:
+                response = await self.http.request(method, path, json=body)
+                break
+            except httpx.TransportError:
+                if attempt + 1 == CONTROL_ATTEMPTS:
+                    raise
         response.raise_for_status()
         return response.json()
 

@@ -48,6 +48,7 @@ def _run_section(results: dict[str, Any]) -> list[str]:
         ["Python", m["python"]],
         ["commit", m["commit"] + (" (uncommitted changes)" if m["dirty"] else "")],
         ["profile / mode", f"{results['profile']['name']} / {results['mode']}"],
+        ["complete", "yes" if results.get("complete", True) else "no: stopped before the end"],
         ["duration", f"{results.get('duration_seconds', 0):.0f} s"],
         ["load average at start / end", f"{_loads(results, 'start')} / {_loads(results, 'end')}"],
     ]
@@ -119,7 +120,8 @@ def _freshness_section(results: dict[str, Any]) -> list[str]:
         f"## Freshness at {phase['nodes']:,} nodes",
         "",
         "Time from the change request to the Consul double until the node event arrives on the "
-        "API's SSE stream (`/api/v1/nodes/events`), one change at a time.",
+        "API's SSE stream (`/api/v1/nodes/events`); rounds of four changes in flight at once, "
+        "one of each kind.",
         "",
         *_table(["change", "samples", "p50 ms", "p95 ms", "p99 ms", "max ms", "not seen"], rows),
         f"API metric `nodeview_event_to_view_seconds` over the same changes: "
@@ -220,8 +222,10 @@ def _churn_section(results: dict[str, Any]) -> list[str]:
     return [
         "## Churn",
         "",
+        f"Target {data.get('target_rate', 0):.0f} changes/s; the Consul double accepted "
         f"{data['changes']:,} changes (node joins and service registrations alternating) at "
-        f"{data['achieved_rate']} changes/s; {data['seen']:,} seen, {data['not_seen']:,} not "
+        f"{data['achieved_rate']} changes/s (changes it could not take in time are dropped); "
+        f"{data['seen']:,} seen, {data['not_seen']:,} not "
         f"seen within the drain time. Freshness p50 {_fmt(f.get('p50'))} ms, p99 "
         f"{_fmt(f.get('p99'))} ms, max {_fmt(f.get('max'))} ms. Consumer `enricher`: max "
         f"num_pending {data['max_num_pending']}, max num_ack_pending "

@@ -8,7 +8,7 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,22 +177,33 @@ async def rss_phase(profile: Profile, tmp: Path) -> dict[str, Any]:
         }
 
 
-async def run(profile: Profile, mode: str, work: Path) -> dict[str, Any]:
-    """All phases of the mode; returns the results document."""
+Checkpoint = Callable[[dict[str, Any]], None]
+
+
+async def run(profile: Profile, mode: str, work: Path, checkpoint: Checkpoint) -> dict[str, Any]:
+    """All phases of the mode; ``checkpoint`` saves the results after each phase."""
     results: dict[str, Any] = {
         "machine": describe(),
         "mode": mode,
         "profile": asdict(profile),
         "phases": [],
         "load_average_start": list(os.getloadavg()),
+        "complete": False,
     }
     started = time.perf_counter()
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+    def save() -> None:
+        results["load_average_end"] = list(os.getloadavg())
+        results["duration_seconds"] = round(time.perf_counter() - started, 1)
+        checkpoint(results)
+
     for nodes in profile.sizes:
         log(f"phase N={nodes}")
         results["phases"].append(await size_phase(nodes, profile, mode, work))
+        save()
     if mode in ("compare", "all") and profile.rss_nodes:
         log(f"memory phase N={profile.rss_nodes} x {profile.rss_services_per_node} services")
         results["rss"] = await rss_phase(profile, work)
@@ -205,8 +216,8 @@ async def run(profile: Profile, mode: str, work: Path) -> dict[str, Any]:
             "body_bytes": last["latency"]["nodeview"].get("body_bytes", 0),
             "rss_mb": last["rss_mb"],
         }
-    results["load_average_end"] = list(os.getloadavg())
-    results["duration_seconds"] = round(time.perf_counter() - started, 1)
+    results["complete"] = True
+    save()
     return results
 
 
@@ -220,20 +231,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep-logs", type=Path, help="keep process logs in this directory")
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
-    if args.keep_logs is not None:
-        args.keep_logs.mkdir(parents=True, exist_ok=True)
-        results = asyncio.run(run(profile, args.mode, args.keep_logs))
-    else:
-        with tempfile.TemporaryDirectory(prefix="nodeview-bench-") as tmp:
-            results = asyncio.run(run(profile, args.mode, Path(tmp)))
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    if args.mode == "compare":
-        results["baseline"] = report.latest_baseline(args.results_dir)
     json_path = args.results_dir / f"{stamp}.json"
-    json_path.write_text(json.dumps(results, indent=1) + "\n")
     md_path = args.report or args.results_dir / f"{stamp}.md"
-    report.write(results, md_path)
+
+    def checkpoint(results: dict[str, Any]) -> None:
+        if args.mode == "compare":
+            results["baseline"] = report.latest_baseline(args.results_dir)
+        json_path.write_text(json.dumps(results, indent=1) + "\n")
+        report.write(results, md_path)
+
+    if args.keep_logs is not None:
+        args.keep_logs.mkdir(parents=True, exist_ok=True)
+        asyncio.run(run(profile, args.mode, args.keep_logs, checkpoint))
+    else:
+        with tempfile.TemporaryDirectory(prefix="nodeview-bench-") as tmp:
+            asyncio.run(run(profile, args.mode, Path(tmp), checkpoint))
     log(f"results: {json_path}")
     log(f"report: {md_path}")
     return 0

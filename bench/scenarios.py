@@ -17,6 +17,9 @@ NODES_PATH = "/api/v1/nodes"
 EVENT_TIMEOUT_SECONDS = 15.0
 """Longest a change may take to show up before it is counted as not seen."""
 
+ROUND_PAUSE_SECONDS = 0.1
+"""Pause between freshness rounds, so that a recovering node settles first."""
+
 SETTLE_SECONDS = 1.0
 """Quiet time after a change so that every Consul read it causes is counted."""
 
@@ -172,26 +175,29 @@ async def resync(systems: Systems, consul_latency: float, reset_to: float) -> di
 
 
 async def freshness(systems: Systems, watch: SseWatch, changes: int) -> dict[str, Any]:
-    """Consul change → API node event, one change at a time, ``changes`` of each kind."""
+    """Consul change → API node event: rounds of one change of each kind, ``changes`` rounds."""
     assert systems.nv_double is not None
     maker = ChangeMaker(systems.nv_double.control, systems.shape, "fr")
     before = await probes.metrics(systems.http, systems.api)
     samples: dict[str, list[float]] = {kind: [] for kind in KINDS}
     missed: dict[str, int] = dict.fromkeys(KINDS, 0)
-    for kind in KINDS:
-        for i in range(changes):
-            change = maker.make(kind, i)
-            expected = watch.expect(change.seen)
-            started = time.time()
-            await change.apply()
-            arrival = await watch.settle(expected, EVENT_TIMEOUT_SECONDS)
-            if arrival is None:
-                missed[kind] += 1
-            else:
-                samples[kind].append(arrival - started)
-            if change.undo is not None:
-                await change.undo()
-                await asyncio.sleep(0.05)
+
+    async def one(kind: str, i: int) -> None:
+        change = maker.make(kind, i)
+        expected = watch.expect(change.seen)
+        started = time.time()
+        await change.apply()
+        arrival = await watch.settle(expected, EVENT_TIMEOUT_SECONDS)
+        if arrival is None:
+            missed[kind] += 1
+        else:
+            samples[kind].append(arrival - started)
+        if change.undo is not None:
+            await change.undo()
+
+    for i in range(changes):
+        await asyncio.gather(*(one(kind, i) for kind in KINDS))
+        await asyncio.sleep(ROUND_PAUSE_SECONDS)
     after = await probes.metrics(systems.http, systems.api)
     metric = probes.histogram_delta(
         probes.histogram(after, "nodeview_event_to_view_seconds"),
