@@ -346,7 +346,7 @@ indexes = st.integers(min_value=-5, max_value=MAX_INDEX + 5)
 
 
 @given(raw=st.binary(max_size=300))
-@settings(max_examples=4000, deadline=None)
+@settings(max_examples=800, deadline=None)
 def test_decode_json_of_arbitrary_bytes_raises_only_bad_watch_payload(raw: bytes) -> None:
     """Random bytes decode to a value or raise BadWatchPayload, never anything else."""
     with contextlib.suppress(BadWatchPayload):
@@ -358,7 +358,7 @@ def test_decode_json_of_arbitrary_bytes_raises_only_bad_watch_payload(raw: bytes
         alphabet=st.sampled_from('[]{}",:0123456789.-+eE tfnrulasNIy\\\u00e9\u2028'), max_size=80
     )
 )
-@settings(max_examples=2500, deadline=None)
+@settings(max_examples=500, deadline=None)
 def test_decode_json_of_json_like_text_raises_only_bad_watch_payload(text: str) -> None:
     """Near-JSON text made of JSON's own characters decodes or raises BadWatchPayload."""
     with contextlib.suppress(BadWatchPayload):
@@ -373,7 +373,7 @@ def test_decode_json_of_json_like_text_raises_only_bad_watch_payload(text: str) 
     service=names,
     datacenter=names,
 )
-@settings(max_examples=2500, deadline=None)
+@settings(max_examples=500, deadline=None)
 def test_make_change_raises_only_bad_watch_payload(
     watch_type: str,
     payload: Any,
@@ -398,7 +398,7 @@ def test_make_change_raises_only_bad_watch_payload(
 
 
 @given(watch_type=st.sampled_from(WATCH_TYPES), payload=shaped_payloads, index=indexes)
-@settings(max_examples=1200, deadline=None)
+@settings(max_examples=300, deadline=None)
 def test_decode_then_make_change_raises_only_bad_watch_payload(
     watch_type: str, payload: Any, index: int
 ) -> None:
