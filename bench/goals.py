@@ -100,6 +100,8 @@ def goals(results: dict[str, Any]) -> list[dict[str, str]]:
             f"{nv['wall_seconds']:.2f} s (flush?wait=true round trip)",
             nv["wall_seconds"] <= RESYNC_MAX_SECONDS,
         )
+    if results.get("rss_error"):
+        add(f"API RSS ≤ {RSS_MAX_MB:.0f} MB at 10,000 nodes", "the view never became ready", None)
     rss = results.get("rss")
     if rss:
         api = rss["rss_mb"].get("api", 0.0)

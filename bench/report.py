@@ -165,9 +165,9 @@ def _load_section(results: dict[str, Any]) -> list[str]:
         rows.append(row)
     header = ["nodes", *plots_kinds(), "legacy per miss"]
     out += [
-        "Consul requests caused by one change: enricher reads (its `consul_requests_total`) / "
-        "every request the Consul double counted, including the relay re-arming its blocking "
-        "queries; vs one legacy miss:",
+        "Consul requests caused by one change: enricher reads (members, node services, "
+        "service instances) / every request the Consul double counted, including the relay "
+        "re-arming its blocking queries; vs one legacy miss:",
         "",
     ]
     out += _table(header, rows)
@@ -246,6 +246,8 @@ def _memory_section(results: dict[str, Any]) -> list[str]:
     ]
     out = ["## Memory (RSS, MiB)", "", *_table(["nodes", "RSS by process"], rows)]
     out += [*skipped, ""] if skipped else []
+    if results.get("rss_error"):
+        out += [f"Memory phase: {results['rss_error']}", ""]
     rss = results.get("rss")
     if rss:
         out += [

@@ -17,6 +17,16 @@ NODES_PATH = "/api/v1/nodes"
 EVENT_TIMEOUT_SECONDS = 15.0
 """Longest a change may take to show up before it is counted as not seen."""
 
+ENRICHER_ENDPOINTS = frozenset(
+    {
+        "/v1/agent/members",
+        "/v1/catalog/node-services/{node}",
+        "/v1/catalog/node/{node}",
+        "/v1/catalog/service/{name}",
+    }
+)
+"""Endpoints only the enricher reads for a single change (the relay's watches use the others)."""
+
 ROUND_PAUSE_SECONDS = 0.1
 """Pause between freshness rounds, so that a recovering node settles first."""
 
@@ -125,7 +135,9 @@ async def per_change(systems: Systems, watch: SseWatch | None) -> dict[str, Any]
             enricher = delta(await systems.consul_reads("enricher"), enr0)
             out[kind] = {
                 "seen": seen is not None,
-                "enricher_reads": sum(enricher.values()),
+                "enricher_reads": sum(
+                    v for k, v in counts["by_endpoint"].items() if k in ENRICHER_ENDPOINTS
+                ),
                 "enricher_by_endpoint": enricher,
                 "consul_requests_total": counts["total"],
                 "consul_by_endpoint": counts["by_endpoint"],

@@ -13,6 +13,9 @@ from devstack.processes import ServiceProcess
 
 HOST = "127.0.0.1"
 
+READY_TIMEOUT_SECONDS = 600.0
+"""Longest a service may take to be ready: the API replays the whole bucket first."""
+
 SUPERVISE_INTERVAL_SECONDS = 0.5
 """How often exited nodeview services are noticed and restarted."""
 
@@ -120,7 +123,7 @@ class NodeviewHandle:
         self._add("enricher", ["enricher"], "ENRICHER_PORT")
         self._add("api", ["api"], "API_PORT")
         for process in self.processes.values():
-            await asyncio.to_thread(process.wait_ready, "/readyz", 180.0)
+            await asyncio.to_thread(process.wait_ready, "/readyz", READY_TIMEOUT_SECONDS)
         self._supervisor = asyncio.create_task(self._supervise())
         return self
 
