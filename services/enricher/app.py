@@ -43,6 +43,9 @@ log = logging.getLogger("nodeview.enricher")
 
 RESYNC_RETRY_MAX_SECONDS = 30.0
 
+FETCH_IDLE_SECONDS = 1.0
+"""Longest wait for a first message before the loop checks its stop flags again."""
+
 
 NATS_ERRORS = (nats.errors.Error, bus.BusError, OSError, TimeoutError)
 """Failures of NATS after which the enricher tries again instead of exiting."""
@@ -222,7 +225,7 @@ class Enricher:
         while not (self.stopping.is_set() or self.lost.is_set()):
             await self._ensure_resynced()
             try:
-                msgs = await sub.fetch(self.settings.enricher_batch_size, timeout=1.0)
+                msgs = await self._fetch_batch(sub)
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except (NotFoundError, ServiceUnavailableError, nats.errors.Error) as exc:
@@ -237,6 +240,19 @@ class Enricher:
                     self.needs_resync = "stream lost"
                 continue
             await self._handle_batch(msgs)
+
+    async def _fetch_batch(self, sub: Any) -> list[Msg]:
+        """Wait for the first message, then take what else is ready within the batch window.
+
+        A single ``fetch(batch_size)`` would hold the first message until the batch filled
+        or its timeout ran out, delaying every lone change by that timeout.
+        """
+        msgs: list[Msg] = await sub.fetch(1, timeout=FETCH_IDLE_SECONDS)
+        rest = self.settings.enricher_batch_size - 1
+        if rest > 0:
+            with contextlib.suppress(nats.errors.TimeoutError, TimeoutError):
+                msgs += await sub.fetch(rest, timeout=self.settings.enricher_batch_wait)
+        return msgs
 
     async def _handle_batch(self, msgs: list[Msg]) -> None:
         assert self.engine is not None

@@ -4,9 +4,10 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from contracts import subjects
 from contracts.events import ConsulChange, utc_now
@@ -35,6 +36,9 @@ log = logging.getLogger("nodeview.enricher")
 
 RECENT_RESYNC_IDS = 32
 """Completed resync request ids kept in the meta entry, for flush waiters."""
+
+MAX_CONCURRENT_WRITES = 128
+"""KV writes awaiting their acknowledgement at once during one commit."""
 
 MEMBERS_UNAVAILABLE_STATUSES = (403, 404, 405)
 """Answers of ``/v1/agent/members`` after which node status comes from ``serfHealth`` instead."""
@@ -377,20 +381,30 @@ class Engine:
         result = CommitResult()
         # Nodes stay "unwritten" until their write succeeds, so a failed batch is not lost.
         self.unwritten |= targets
+        views: list[NodeView] = []
         for node in sorted(targets):
             view = build_view(inv, node, self.state.sites, self._settings.unmapped_label, now)
             old = self.published.get(node)
             if view is None or (old is not None and same_view(old, view)):
                 self.unwritten.discard(node)
-                continue
+            else:
+                views.append(view)
+
+        async def put(view: NodeView) -> None:
             await self._store.put_view(view, headers)
-            self.published[node] = view
-            self.unwritten.discard(node)
+            self.published[view.node] = view
+            self.unwritten.discard(view.node)
             result.written += 1
-        for node in sorted(self.published.keys() - names):
+
+        async def delete(node: str) -> None:
             await self._store.delete_view(node, headers)
             del self.published[node]
             result.deleted += 1
+
+        await _bounded_all(
+            [put(view) for view in views]
+            + [delete(node) for node in sorted(self.published.keys() - names)]
+        )
         changed = bool(result.written or result.deleted)
         if changed or resync_ids is not None:
             self.meta = ViewMeta(
@@ -433,3 +447,21 @@ def _reason_label(reason: str) -> str:
         if label in reason:
             return label.replace(" ", "_")
     return "other"
+
+
+async def _bounded_all(writes: list[Coroutine[Any, Any, None]]) -> None:
+    """Run the writes with at most ``MAX_CONCURRENT_WRITES`` in flight; raise the first error.
+
+    Every write is attempted even when one fails, so one bad acknowledgement does not leave
+    the rest of the batch unwritten; the failed ones stay in ``unwritten`` for the next commit.
+    """
+    limit = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
+
+    async def run(write: Coroutine[Any, Any, None]) -> None:
+        async with limit:
+            await write
+
+    outcomes = await asyncio.gather(*(run(w) for w in writes), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
