@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 from fastapi.responses import JSONResponse
 
+from services.api.negotiation import etag_matches
+
 STATIC_PACKAGE = "services.api"
 STATIC_DIR = "static"
 INDEX = "index.html"
@@ -53,7 +55,7 @@ def load_static_files() -> dict[str, StaticFile]:
 
 def _serve(file: StaticFile, if_none_match: str | None) -> Response:
     headers = {"ETag": file.etag, "Cache-Control": CACHE_CONTROL}
-    if if_none_match is not None and file.etag in (t.strip() for t in if_none_match.split(",")):
+    if if_none_match is not None and etag_matches(file.etag, if_none_match):
         return Response(status_code=304, headers=headers)
     return Response(file.content, media_type=file.content_type, headers=headers)
 

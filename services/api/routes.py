@@ -23,6 +23,7 @@ from contracts.views import (
     ServiceNamesResponse,
 )
 from services.api.feed import Feed, Subscriber
+from services.api.negotiation import GZIP_MIN_BYTES, accepts_gzip, etag_matches
 from services.api.settings import ApiSettings
 from services.auth import check_bearer
 
@@ -83,15 +84,21 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
         site: Annotated[str | None, Query(max_length=MAX_FILTER_LENGTH)] = None,
         status: StatusFilter | None = None,
         if_none_match: Annotated[str | None, Header()] = None,
+        accept_encoding: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> Response:
         """Every node with its status, site and services count, from memory."""
         feed = runtime.feed
         if feed is None or not feed.ready.is_set():
             return _not_ready()
         body = feed.state.nodes_body(datetime.now(UTC), site, status)
-        headers = {"ETag": body.etag, "Cache-Control": "no-cache"}
-        if if_none_match is not None and body.etag in (t.strip() for t in if_none_match.split(",")):
+        headers = {"ETag": body.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+        if if_none_match is not None and etag_matches(body.etag, if_none_match):
             return Response(status_code=304, headers=headers)
+        if accepts_gzip(accept_encoding) and len(body.content) >= GZIP_MIN_BYTES:
+            # Same bytes once decoded: a weak validator for the encoded form (RFC 9110 8.8.1).
+            headers["ETag"] = "W/" + body.etag
+            headers["Content-Encoding"] = "gzip"
+            return Response(body.gzipped(), media_type="application/json", headers=headers)
         return Response(body.content, media_type="application/json", headers=headers)
 
     @router.get(

@@ -1,5 +1,6 @@
 """The in-memory view of one API replica: apply KV updates, build bodies once per change."""
 
+import gzip
 import hashlib
 import json
 from collections import Counter
@@ -23,12 +24,25 @@ class Delta:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+MAX_CACHED_BODIES = 64
+"""Filter combinations whose bodies are kept until the next change; others are built per call."""
+
+GZIP_LEVEL = 6
+
+
+@dataclass
 class Body:
-    """A serialised response with its ETag."""
+    """A serialised response with its ETag; the gzip form is made once, on first demand."""
 
     content: bytes
     etag: str
+    _gzipped: bytes | None = None
+
+    def gzipped(self) -> bytes:
+        """The content compressed with gzip (deterministic: no timestamp)."""
+        if self._gzipped is None:
+            self._gzipped = gzip.compress(self.content, compresslevel=GZIP_LEVEL, mtime=0)
+        return self._gzipped
 
 
 def entry_of(view: NodeView) -> dict[str, Any]:
@@ -116,7 +130,8 @@ class ViewState:
         body = self._bodies.get(cache_key)
         if body is None:
             body = self._build(site, status, stale)
-            self._bodies[cache_key] = body
+            if len(self._bodies) < MAX_CACHED_BODIES:
+                self._bodies[cache_key] = body
         return body
 
     def _build(self, site: str | None, status: str | None, stale: bool) -> Body:

@@ -183,6 +183,17 @@ async def test_new_replica_serves_the_same_body_and_etag(stack: Stack) -> None:
         stack.url("api-late") + "/api/v1/nodes", headers={"If-None-Match": etag}
     )
     assert cached.status_code == 304
+    plain = await stack.http.get(
+        stack.url("api-late") + "/api/v1/nodes", headers={"Accept-Encoding": "identity"}
+    )
+    packed = await stack.http.get(
+        stack.url("api-late") + "/api/v1/nodes", headers={"Accept-Encoding": "gzip"}
+    )
+    assert "content-encoding" not in plain.headers
+    assert packed.headers["content-encoding"] == "gzip"
+    assert packed.content == plain.content
+    assert packed.headers["etag"] == "W/" + plain.headers["etag"]
+    assert int(packed.headers["content-length"]) < len(plain.content) / 3
     await asyncio.to_thread(stack.processes["api-late"].stop)
 
 

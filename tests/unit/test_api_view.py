@@ -1,5 +1,6 @@
 """API view state: KV updates, address index, cached bodies, ETags, filters and staleness."""
 
+import gzip
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -8,7 +9,7 @@ import pytest
 
 from contracts import subjects
 from contracts.views import Heartbeat, NodeEntry, NodeView, ServiceInstance, ViewMeta
-from services.api.view import Delta, ViewState
+from services.api.view import MAX_CACHED_BODIES, Delta, ViewState
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 STALE_AFTER = 30.0
@@ -220,6 +221,26 @@ def test_each_filter_has_its_own_cached_body() -> None:
     assert palmas is not everything
     assert state.nodes_body(NOW, site="palmas") is palmas
     assert state.nodes_body(NOW) is everything
+
+
+def test_filter_bodies_beyond_the_bound_are_built_but_not_kept() -> None:
+    """Arbitrary filter values cannot grow the body cache without bound."""
+    state = _state(PALMAS, RIO)
+    for n in range(MAX_CACHED_BODIES + 10):
+        state.nodes_body(NOW, site=f"site-{n}")
+    extra = state.nodes_body(NOW, site="one-more")
+    assert state.nodes_body(NOW, site="one-more") is not extra
+    assert json.loads(extra.content)["total"] == 0
+
+
+def test_gzipped_body_decodes_to_the_content_and_is_made_once() -> None:
+    """The gzip form is computed on first demand, reused, and decodes to the same bytes."""
+    state = _state(PALMAS, RIO, RECIFE)
+    body = state.nodes_body(NOW)
+    packed = body.gzipped()
+    assert body.gzipped() is packed
+    assert gzip.decompress(packed) == body.content
+    assert state.nodes_body(NOW).gzipped() is packed
 
 
 def test_etag_is_stable_for_the_same_content() -> None:
