@@ -1,5 +1,7 @@
 """Events on the NODEVIEW_EVENTS stream: Consul changes (with their state) and commands."""
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -38,6 +40,19 @@ class ConsulChange(BaseModel):
     def dedup_key(self) -> str | None:
         """Return the key that, with the watch type, names the watched thing."""
         return self.service if self.watch_type == "service" else self.key
+
+    def payload_digest(self) -> str:
+        """Digest of the payload, the same from every source of one change.
+
+        A ``key`` watch handler gets the entry itself while the KV endpoint answers a
+        one-entry list; both digest as the entry. Keys are sorted, so JSON formatting and key
+        order of the sender do not matter.
+        """
+        payload = self.payload
+        if self.watch_type == "key" and isinstance(payload, list) and len(payload) == 1:
+            payload = payload[0]
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 class ResyncRequested(BaseModel):

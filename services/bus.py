@@ -210,15 +210,34 @@ async def publish_change(
             f"{change.watch_type} change is {len(body)} bytes, server max_payload is "
             f"{nc.max_payload}"
         )
+    digest = change.payload_digest()
     all_headers = {
         subjects.HEADER_MSG_ID: subjects.msg_id(
             change.watch_type, change.dedup_key, change.consul_index
         ),
+        subjects.HEADER_PAYLOAD_DIGEST: digest,
         **extra,
         **(headers or {}),
     }
-    ack = await js.publish(subjects.consul_subject(change.watch_type), body, headers=all_headers)
+    subject = subjects.consul_subject(change.watch_type)
+    ack = await js.publish(subject, body, headers=all_headers)
+    if ack.duplicate and await _stored_digest_differs(js, ack.seq, digest):
+        # A new change on an index reused after a Consul index reset: same id, other payload.
+        all_headers[subjects.HEADER_MSG_ID] = subjects.msg_id(
+            change.watch_type, change.dedup_key, change.consul_index, digest
+        )
+        ack = await js.publish(subject, body, headers=all_headers)
     return PublishResult(stream_seq=ack.seq, duplicate=bool(ack.duplicate))
+
+
+async def _stored_digest_differs(js: JetStreamContext, seq: int, digest: str) -> bool:
+    """Tell whether the message JetStream kept under a duplicate id has another payload."""
+    try:
+        stored = await js.get_msg(subjects.STREAM_EVENTS, seq)
+    except NotFoundError:
+        return False
+    stored_digest = (stored.headers or {}).get(subjects.HEADER_PAYLOAD_DIGEST)
+    return stored_digest is not None and stored_digest != digest
 
 
 async def kv_put(

@@ -41,6 +41,35 @@ async def test_publish_change_dedups_by_type_key_and_index(nats_url: str) -> Non
 
 
 @pytest.mark.timeout(30)
+async def test_a_new_change_reusing_an_index_is_stored_and_repeats_still_collapse(
+    nats_url: str,
+) -> None:
+    """After an index reset a different payload at a used index is kept; repeats of each are not."""
+    nc = await bus.connect(_settings(nats_url), "test")
+    js = nc.jetstream()
+    await bus.ensure_streams(js, _settings(nats_url))
+    before = [{"Node": "a", "Address": "127.0.0.1"}]
+    after = [*before, {"Node": "b", "Address": "127.0.0.2"}]
+    first = await bus.publish_change(nc, js, _change(9, before))
+    reused = await bus.publish_change(nc, js, _change(9, after))
+    again_first = await bus.publish_change(nc, js, _change(9, before))
+    again_reused = await bus.publish_change(nc, js, _change(9, after))
+    assert not first.duplicate
+    assert not reused.duplicate
+    assert reused.stream_seq != first.stream_seq
+    assert again_first.duplicate
+    assert again_reused.duplicate
+    assert again_reused.stream_seq == reused.stream_seq
+    stored = await js.get_msg(subjects.STREAM_EVENTS, reused.stream_seq)
+    assert stored.headers is not None
+    digest = _change(9, after).payload_digest()
+    assert stored.headers[subjects.HEADER_MSG_ID] == f"nodes:-:9:{digest}"
+    info = await js.stream_info(subjects.STREAM_EVENTS)
+    assert info.state.messages == 2
+    await nc.close()
+
+
+@pytest.mark.timeout(30)
 async def test_large_change_is_compressed_and_decodes_back(nats_url: str) -> None:
     """A payload above the compression threshold travels gzip-compressed and decodes intact."""
     nc = await bus.connect(_settings(nats_url), "test")
@@ -119,4 +148,25 @@ async def test_only_one_enricher_holds_the_lock_and_release_hands_it_over(nats_u
     first._revision = 1
     with pytest.raises(LeadershipLost):
         await first.refresh()
+    await nc.close()
+
+
+@pytest.mark.timeout(30)
+async def test_a_lost_lock_bucket_ends_leadership_and_is_recreated_by_the_next_acquire(
+    nats_url: str,
+) -> None:
+    """NATS losing its store drops the lock bucket: refresh says lost, acquire recreates it."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await bus.ensure_bucket(js, subjects.BUCKET_ENRICHER_LOCK, replicas=1, ttl=3)
+    holder = Leadership(js, "holder", ttl=3)
+    await holder.acquire()
+    await js.delete_key_value(subjects.BUCKET_ENRICHER_LOCK)
+    with pytest.raises(LeadershipLost):
+        await holder.refresh()
+    assert not holder.held
+    await asyncio.wait_for(holder.acquire(), 10)
+    assert holder.held
+    kv = await js.key_value(subjects.BUCKET_ENRICHER_LOCK)
+    assert (await kv.get(subjects.KEY_ENRICHER_LOCK)).value == b"holder"
     await nc.close()

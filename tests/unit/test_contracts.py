@@ -389,6 +389,31 @@ def test_msg_id_differs_exactly_when_the_index_differs(
     assert (subjects.msg_id(watch_type, key, a) == subjects.msg_id(watch_type, key, b)) == (a == b)
 
 
+def test_msg_id_with_a_digest_appends_it() -> None:
+    """A re-published change on a reused index carries its payload digest as a fourth field."""
+    assert subjects.msg_id("nodes", None, 21, "abcd") == "nodes:-:21:abcd"
+
+
+def _keyed(payload: object, watch_type: str = "key") -> ConsulChange:
+    return ConsulChange(
+        watch_type=watch_type,  # type: ignore[arg-type]
+        key="skills/eye/metadata/sites",
+        consul_index=3,
+        source="http",
+        payload=payload,
+    )
+
+
+def test_payload_digest_ignores_key_order_and_the_kv_list_wrapper() -> None:
+    """A handler's KV entry and the endpoint's one-entry list, in any key order, digest alike."""
+    entry = {"Key": "skills/eye/metadata/sites", "Value": "e30=", "ModifyIndex": 3}
+    reordered = dict(reversed(list(entry.items())))
+    assert _keyed(entry).payload_digest() == _keyed([reordered]).payload_digest()
+    assert _keyed(entry).payload_digest() != _keyed({**entry, "Value": "W10="}).payload_digest()
+    nodes = [{"Node": "a"}, {"Node": "b"}]
+    assert _keyed(nodes, "nodes").payload_digest() != _keyed(nodes[:1], "nodes").payload_digest()
+
+
 def test_subject_helpers_build_the_documented_subjects() -> None:
     """Changes go to nodeview.consul.<type>; KV entries live under $KV.<bucket>.<key>."""
     assert subjects.consul_subject("nodes") == "nodeview.consul.nodes"
