@@ -6,13 +6,32 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contracts.events import ChangeSource, ConsulChange, WatchType, utc_now
+from contracts.events import MAX_NAME_LENGTH, ChangeSource, ConsulChange, WatchType, utc_now
 from contracts.subjects import WATCH_TYPES
 
 MAX_INDEX = 2**64 - 1
 """Consul indexes are unsigned 64-bit integers."""
 
 _LIST_TYPES = frozenset({"nodes", "checks", "service", "event", "members"})
+
+MAX_TAG_LENGTH = 4096
+"""Longest service tag accepted in a payload."""
+
+_NAME_FIELDS = (
+    "Node",
+    "Name",
+    "ID",
+    "Service",
+    "ServiceName",
+    "ServiceID",
+    "CheckID",
+    "Address",
+    "Addr",
+    "Datacenter",
+)
+"""Fields naming a node, service, check or address: each at most ``MAX_NAME_LENGTH`` long."""
+
+_TAG_FIELDS = ("Tags", "ServiceTags")
 
 
 class BadWatchPayload(ValueError):
@@ -71,6 +90,42 @@ def check_shape(watch_type: WatchType, payload: Any) -> None:
             raise BadWatchPayload("a services payload is an object of name → tag list")
     elif watch_type == "key" and payload is not None and not isinstance(payload, dict):
         raise BadWatchPayload("a key payload is one KV entry object (or null)")
+    _check_lengths(watch_type, payload)
+
+
+def _check_lengths(watch_type: WatchType, payload: Any) -> None:
+    """Refuse names and tags longer than anything Consul would hold."""
+    if watch_type == "services":
+        for name, tags in payload.items():
+            _check_name("service name", name)
+            _check_tags(tags)
+    elif isinstance(payload, list):
+        for item in payload:
+            _check_item(item)
+            for nested in ("Node", "Service"):
+                if isinstance(item.get(nested), dict):
+                    _check_item(item[nested])
+
+
+def _check_item(item: dict[str, Any]) -> None:
+    for field in _NAME_FIELDS:
+        value = item.get(field)
+        if isinstance(value, str):
+            _check_name(field, value)
+    for field in _TAG_FIELDS:
+        _check_tags(item.get(field))
+
+
+def _check_name(field: str, value: str) -> None:
+    if len(value) > MAX_NAME_LENGTH:
+        raise BadWatchPayload(f"a {field} is {len(value)} characters; at most {MAX_NAME_LENGTH}")
+
+
+def _check_tags(tags: Any) -> None:
+    if isinstance(tags, list):
+        for tag in tags:
+            if isinstance(tag, str) and len(tag) > MAX_TAG_LENGTH:
+                raise BadWatchPayload(f"a tag is {len(tag)} characters; at most {MAX_TAG_LENGTH}")
 
 
 def make_change(

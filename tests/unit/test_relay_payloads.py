@@ -200,12 +200,25 @@ def test_check_shape_accepts_what_consul_sends(watch_type: str, payload: Any) ->
         ("services", {"web": {"tags": []}}),
         ("key", [KV_ENTRY]),
         ("key", "e30="),
+        ("nodes", [{"Node": "n" * 513, "Address": "127.0.0.1"}]),
+        ("members", [{"Name": "m", "Addr": "1" * 600}]),
+        ("checks", [{"Node": "a", "CheckID": "c" * 10_000}]),
+        ("service", [{"Node": {"Node": "x" * 100_000}, "Service": {"ID": "s"}}]),
+        ("service", [{"Node": {"Node": "a"}, "Service": {"ID": "s", "Tags": ["t" * 5000]}}]),
+        ("services", {"s" * 513: []}),
+        ("services", {"web": ["t" * 4097]}),
     ],
 )
 def test_check_shape_rejects_other_shapes(watch_type: str, payload: Any) -> None:
     """A payload of the wrong top-level shape for its watch type raises BadWatchPayload."""
     with pytest.raises(BadWatchPayload):
         check_shape(parse_watch_type(watch_type), payload)
+
+
+def test_names_and_tags_at_the_limits_are_accepted() -> None:
+    """The longest accepted name (512) and tag (4096) pass the shape check."""
+    check_shape("nodes", [{"Node": "n" * 512, "Address": "127.0.0.1"}])
+    check_shape("services", {"s" * 512: ["t" * 4096]})
 
 
 @pytest.mark.parametrize("watch_type", ["keyprefix", "NODES", "", "nodes ", "agent"])
