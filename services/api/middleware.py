@@ -37,6 +37,14 @@ class ApiMiddleware:
             await _too_large(send)
             self._record(scope, 413, started)
             return
+        if declared is None and _has_header(scope, b"transfer-encoding"):
+            # A streamed body announces no size: read it (bounded) before the route sees it.
+            buffered = await _read_bounded(receive, self.max_body_bytes)
+            if buffered is None:
+                await _too_large(send)
+                self._record(scope, 413, started)
+                return
+            receive = _replay(buffered, receive)
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -71,6 +79,41 @@ class ApiMiddleware:
                 time.perf_counter() - started
             )
         return str(template)
+
+
+def _has_header(scope: Scope, name: bytes) -> bool:
+    return any(key == name for key, _ in scope.get("headers", []))
+
+
+async def _read_bounded(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None as soon as it grows past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands over the buffered body once, then waits as the server's does."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def _content_length(scope: Scope) -> int | None:
