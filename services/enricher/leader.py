@@ -6,7 +6,12 @@ import logging
 
 import nats.errors
 from nats.js import JetStreamContext
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyDeletedError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+)
 
 from contracts import subjects
 from services import bus
@@ -35,9 +40,9 @@ class Leadership:
 
     async def acquire(self) -> None:
         """Wait until the lock is free (its holder stopped refreshing it) and take it."""
-        kv = await self._js.key_value(subjects.BUCKET_ENRICHER_LOCK)
         while True:
             try:
+                kv = await self._js.key_value(subjects.BUCKET_ENRICHER_LOCK)
                 self._revision = await kv.create(subjects.KEY_ENRICHER_LOCK, self._owner)
             except KeyWrongLastSequenceError:
                 await asyncio.sleep(self._ttl / 4)
@@ -60,14 +65,18 @@ class Leadership:
                         replicas=self._replicas,
                         ttl=self._ttl,
                     )
-                    kv = await self._js.key_value(subjects.BUCKET_ENRICHER_LOCK)
                 continue
             log.info("enricher is active", extra={"event": "enrich.lock_acquired"})
             return
 
     async def refresh(self) -> None:
-        """Extend the lock; raise ``LeadershipLost`` when someone else took it."""
-        kv = await self._js.key_value(subjects.BUCKET_ENRICHER_LOCK)
+        """Extend the lock; raise ``LeadershipLost`` when someone else took it or it is gone."""
+        try:
+            kv = await self._js.key_value(subjects.BUCKET_ENRICHER_LOCK)
+        except BucketNotFoundError as exc:
+            # NATS lost its store: nobody holds the lock now; compete for it again.
+            self._revision = None
+            raise LeadershipLost("the enricher lock bucket is gone") from exc
         try:
             self._revision = await kv.update(
                 subjects.KEY_ENRICHER_LOCK, self._owner, last=self._revision
