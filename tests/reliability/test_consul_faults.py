@@ -242,11 +242,6 @@ async def _last_published_index(stack: Stack, watch_type: str) -> int:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    strict=True,
-    reason="after an index reset a new change can reuse an index already published in the "
-    "stream's duplicate window; Nats-Msg-Id type:key:index collapses it and the change is lost",
-)
 async def test_change_reusing_an_index_after_reset_is_not_lost(stack: Stack) -> None:
     """After an index reset, a change landing on an index seen before still reaches the view."""
     state = stack.consul.state

@@ -95,12 +95,6 @@ async def test_enricher_survives_a_nats_outage_longer_than_its_lock_ttl(stack: S
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.xfail(
-    strict=True,
-    reason="api Feed.run re-raises the error of a failed bucket watch (stream not found after "
-    "the wipe) when it awaits the finished task, so the feed dies and never follows again; "
-    "the enricher's Leadership.acquire crashes the process on the missing lock bucket",
-)
 async def test_nats_store_wiped_while_down_is_detected_and_resynced(stack: Stack) -> None:
     """nats-server restarted with an empty store: streams and bucket come back, full view again."""
     assert stack.nats is not None

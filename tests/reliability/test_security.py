@@ -228,10 +228,6 @@ async def _chunks(size: int, count: int) -> AsyncIterator[bytes]:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="the API's body limit only checks Content-Length; a chunked body of any size passes",
-)
 async def test_chunked_body_over_the_limit_is_refused(stack: Stack) -> None:
     """A chunked request body (no Content-Length) larger than API_MAX_BODY_BYTES gets 413."""
     response = await stack.http.post(
@@ -373,11 +369,6 @@ async def test_script_handler_publishes_to_a_token_protected_nats(tmp_path: Path
 
 
 @pytest.mark.timeout(150)
-@pytest.mark.xfail(
-    strict=True,
-    reason="bus.connect retries forever (max_reconnect_attempts=-1) even for the one-shot script "
-    "handler: without credentials it loops on 'Authorization Violation' and never exits",
-)
 async def test_script_handler_without_nats_credentials_exits_1(tmp_path: Path) -> None:
     """Without NATS_TOKEN the script handler fails with exit 1 and a one-line error."""
     server = NatsServer(tmp_path / "js", extra_config='authorization { token: "t0ken-x" }')
