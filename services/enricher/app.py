@@ -171,11 +171,9 @@ class Enricher:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             metrics.ENRICHER_ACTIVE.set(0)
-            metrics.NODES_SERVICES_ERROR.set(0)
-            for status in ("alive", "dead", "left", "unknown"):
-                metrics.NODES.labels(status).set(0)
+            metrics.set_node_gauges(())
 
-    async def _pull_subscription(self) -> Any:
+    async def _pull_subscription(self) -> JetStreamContext.PullSubscription:
         assert self.js is not None
         config = js_api.ConsumerConfig(
             durable_name=subjects.CONSUMER_ENRICHER,
@@ -220,7 +218,7 @@ class Enricher:
             with contextlib.suppress(*NATS_ERRORS, ValueError):
                 await sub.unsubscribe()
 
-    async def _consume_from(self, sub: Any) -> None:
+    async def _consume_from(self, sub: JetStreamContext.PullSubscription) -> None:
         assert self.js is not None
         while not (self.stopping.is_set() or self.lost.is_set()):
             await self._ensure_resynced()
@@ -241,17 +239,21 @@ class Enricher:
                 continue
             await self._handle_batch(msgs)
 
-    async def _fetch_batch(self, sub: Any) -> list[Msg]:
-        """Wait for the first message, then take what else is ready within the batch window.
-
-        A single ``fetch(batch_size)`` would hold the first message until the batch filled
-        or its timeout ran out, delaying every lone change by that timeout.
-        """
+    async def _fetch_batch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
+        """Wait for a first message, then add those ready within ``ENRICHER_BATCH_WAIT``."""
         msgs: list[Msg] = await sub.fetch(1, timeout=FETCH_IDLE_SECONDS)
         rest = self.settings.enricher_batch_size - 1
-        if rest > 0:
-            with contextlib.suppress(nats.errors.TimeoutError, TimeoutError):
-                msgs += await sub.fetch(rest, timeout=self.settings.enricher_batch_wait)
+        if rest <= 0:
+            return msgs
+        try:
+            msgs += await sub.fetch(rest, timeout=self.settings.enricher_batch_wait)
+        except (nats.errors.Error, TimeoutError) as exc:
+            # Handle what was fetched; a lasting failure shows again on the next first fetch.
+            if not isinstance(exc, nats.errors.TimeoutError | TimeoutError):
+                log.warning(
+                    "fetching the rest of a batch failed",
+                    extra={"event": "enrich.fetch_failed", "reason": str(exc)},
+                )
         return msgs
 
     async def _handle_batch(self, msgs: list[Msg]) -> None:

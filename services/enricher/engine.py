@@ -1,13 +1,13 @@
 """The enricher's work: apply change batches and resyncs, read Consul, write changed views."""
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from contracts import subjects
 from contracts.events import ConsulChange, utc_now
@@ -215,23 +215,17 @@ class Engine:
     async def _read_members(self, plan: ReadPlan) -> None:
         inv = self.state.inventory
         try:
-            response = await self._consul.members()
-            members = parse_members(response.data)
-        except ConsulHTTPError as exc:
-            if exc.status not in MEMBERS_UNAVAILABLE_STATUSES:
-                log.warning(
-                    "members read refused; statuses kept",
-                    extra={"event": "enrich.members_failed", "reason": str(exc)},
-                )
-                return
-            inv.members = None
-            plan.all_dirty = True
-            return
+            members = await self._members_or_none()
         except (ConsulError, BadConsulPayload) as exc:
             log.warning(
                 "members read failed; statuses kept",
                 extra={"event": "enrich.members_failed", "reason": str(exc)},
             )
+            return
+        if members is None:
+            # Status now comes from serfHealth: every view may change.
+            inv.members = None
+            plan.all_dirty = True
             return
         old = inv.members or {}
         plan.dirty |= {n for n in members.keys() | old.keys() if members.get(n) != old.get(n)}
@@ -402,8 +396,8 @@ class Engine:
             result.deleted += 1
 
         await _bounded_all(
-            [put(view) for view in views]
-            + [delete(node) for node in sorted(self.published.keys() - names)]
+            [functools.partial(put, view) for view in views]
+            + [functools.partial(delete, node) for node in sorted(self.published.keys() - names)]
         )
         changed = bool(result.written or result.deleted)
         if changed or resync_ids is not None:
@@ -433,12 +427,7 @@ class Engine:
         return result
 
     def _update_gauges(self) -> None:
-        by_status = Counter(v.status for v in self.published.values())
-        for status in ("alive", "dead", "left", "unknown"):
-            metrics.NODES.labels(status).set(by_status.get(status, 0))
-        metrics.NODES_SERVICES_ERROR.set(
-            sum(1 for v in self.published.values() if v.services_status == "error")
-        )
+        metrics.set_node_gauges(self.published.values())
 
 
 def _reason_label(reason: str) -> str:
@@ -449,19 +438,21 @@ def _reason_label(reason: str) -> str:
     return "other"
 
 
-async def _bounded_all(writes: list[Coroutine[Any, Any, None]]) -> None:
-    """Run the writes with at most ``MAX_CONCURRENT_WRITES`` in flight; raise the first error.
-
-    Every write is attempted even when one fails, so one bad acknowledgement does not leave
-    the rest of the batch unwritten; the failed ones stay in ``unwritten`` for the next commit.
-    """
+async def _bounded_all(writes: Sequence[Callable[[], Awaitable[None]]]) -> None:
+    """Run the writes, ``MAX_CONCURRENT_WRITES`` at a time; after a failure start no more."""
     limit = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
+    failures: list[BaseException] = []
 
-    async def run(write: Coroutine[Any, Any, None]) -> None:
+    async def run(write: Callable[[], Awaitable[None]]) -> None:
         async with limit:
-            await write
+            if failures:
+                return
+            try:
+                await write()
+            except Exception as exc:  # noqa: BLE001 -- re-raised below, after the others stop
+                failures.append(exc)
 
-    outcomes = await asyncio.gather(*(run(w) for w in writes), return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
+    await asyncio.gather(*(run(write) for write in writes))
+    if failures:
+        # The nodes not written stay in ``unwritten`` and go out with the next commit.
+        raise failures[0]

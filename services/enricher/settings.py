@@ -22,7 +22,7 @@ class EnricherSettings(NatsSettings, ConsulSettings):
         default=256, ge=1, le=10_000, validation_alias="ENRICHER_BATCH_SIZE"
     )
     enricher_batch_wait: float = Field(
-        default=0.005, ge=0.001, le=5, validation_alias="ENRICHER_BATCH_WAIT"
+        default=0.02, ge=0.001, le=5, validation_alias="ENRICHER_BATCH_WAIT"
     )
     """Seconds to wait for more messages once a batch has its first one."""
     enricher_max_deliver: int = Field(

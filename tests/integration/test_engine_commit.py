@@ -1,0 +1,87 @@
+"""The enricher engine against the Consul double and a view store that fails on demand."""
+
+from collections.abc import AsyncIterator, Mapping
+
+import nats.errors
+import pytest
+
+from contracts.views import Heartbeat, NodeView, ViewMeta
+from devstack.consul_double import ConsulDouble, generate_inventory
+from services.config import ConsulSettings
+from services.consul import ConsulClient
+from services.enricher.engine import Engine, EngineSettings
+
+pytestmark = pytest.mark.timeout(60)
+NODES = 40
+
+
+class FlakyStore:
+    """A ``ViewStore`` in memory that refuses every view write after ``allowed`` of them."""
+
+    def __init__(self) -> None:
+        self.views: dict[str, NodeView] = {}
+        self.meta: ViewMeta | None = None
+        self.allowed: int | None = None
+        self.attempts = 0
+
+    async def put_view(self, view: NodeView, headers: Mapping[str, str]) -> None:
+        """Keep the view, or fail like a lost NATS acknowledgement."""
+        self.attempts += 1
+        if self.allowed is not None:
+            if self.allowed <= 0:
+                raise nats.errors.TimeoutError
+            self.allowed -= 1
+        self.views[view.node] = view
+
+    async def delete_view(self, node: str, headers: Mapping[str, str]) -> None:
+        """Forget the view."""
+        self.views.pop(node, None)
+
+    async def put_meta(self, meta: ViewMeta, headers: Mapping[str, str]) -> None:
+        """Keep the meta entry."""
+        self.meta = meta
+
+    async def put_heartbeat(self, heartbeat: Heartbeat) -> None:
+        """Heartbeats are not looked at here."""
+
+
+@pytest.fixture
+async def consul() -> AsyncIterator[tuple[ConsulDouble, ConsulClient]]:
+    """A one-server double with ``NODES`` nodes and a client on it."""
+    inventory = generate_inventory(nodes=NODES, services=4, seed=5)
+    async with ConsulDouble(1, inventory=inventory) as double:
+        settings = ConsulSettings.model_validate({"CONSUL_SERVERS": double.urls[0]})
+        async with ConsulClient(settings) as client:
+            yield double, client
+
+
+def _engine(client: ConsulClient, store: FlakyStore) -> Engine:
+    settings = EngineSettings(
+        sites_key="skills/eye/metadata/sites",
+        resync_event="nodeview-resync",
+        unmapped_label="Nao mapeado",
+    )
+    return Engine(client, store, settings)
+
+
+async def test_failed_writes_stay_unwritten_and_go_out_with_the_next_commit(
+    consul: tuple[ConsulDouble, ConsulClient],
+) -> None:
+    """A commit failing part-way keeps the rest unwritten, stops early, and the next one heals."""
+    double, client = consul
+    store = FlakyStore()
+    store.allowed = 5
+    engine = _engine(client, store)
+    with pytest.raises(nats.errors.TimeoutError):
+        await engine.resync("start")
+    assert len(store.views) == 5
+    assert len(engine.unwritten) == len(double.state.nodes) - 5
+    assert set(engine.published) == set(store.views)
+    assert store.attempts < len(double.state.nodes)
+    assert store.meta is None
+    store.allowed = None
+    result = await engine.retry_pending() or await engine.resync("again")
+    assert result.written == len(double.state.nodes) - 5
+    assert set(store.views) == set(double.state.nodes)
+    assert not engine.unwritten
+    assert store.meta is not None
