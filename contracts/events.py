@@ -11,12 +11,51 @@ WatchType = Literal["nodes", "services", "service", "checks", "key", "event", "m
 ChangeSource = Literal["script", "http", "watcher"]
 
 MAX_NAME_LENGTH = 512
-"""Longest service name, KV key or event name accepted in a change."""
+"""Longest key, service or event name of a change, and node/service/check name from a handler."""
 
 
 def utc_now() -> datetime:
     """Return the current time, timezone-aware in UTC."""
     return datetime.now(UTC)
+
+
+_ESSENTIAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "nodes": ("ID", "Node", "Address", "Datacenter"),
+    "checks": ("Node", "CheckID", "Status", "ServiceID", "ServiceName"),
+    "members": ("Name", "Addr", "Status", "Tags"),
+    "event": ("ID", "Name", "Payload", "LTime"),
+    "key": ("Key", "Value", "Flags"),
+    "Node": ("Node", "Address", "Datacenter"),
+    "Service": ("ID", "Service", "Tags", "Port", "Address"),
+}
+"""Per watch type, the fields nodeview reads; a ``service`` entry holds ``Node`` and ``Service``.
+
+A watch handler gets Consul's API structs re-encoded (empty fields dropped, extra fields added), the
+built-in watcher the raw HTTP answer: only these fields, empty ones left out, are compared."""
+
+
+def essentials(watch_type: str, payload: Any) -> Any:
+    """The part of a watch payload nodeview reads, the same whichever way Consul delivered it."""
+    if watch_type == "services" or payload is None:
+        return payload
+    if watch_type == "key":
+        return _pick(payload, _ESSENTIAL_FIELDS["key"])
+    if not isinstance(payload, list):
+        return payload
+    if watch_type == "service":
+        return [
+            {part: _pick(item.get(part), _ESSENTIAL_FIELDS[part]) for part in ("Node", "Service")}
+            for item in payload
+        ]
+    fields = _ESSENTIAL_FIELDS.get(watch_type)
+    return [_pick(item, fields) for item in payload] if fields else payload
+
+
+def _pick(item: Any, fields: tuple[str, ...]) -> Any:
+    """The named fields of an object, leaving out empty ones (``omitempty`` in Consul's API)."""
+    if not isinstance(item, dict):
+        return item
+    return {name: item[name] for name in fields if item.get(name) not in (None, "", [], {}, 0)}
 
 
 class ConsulChange(BaseModel):
@@ -42,16 +81,10 @@ class ConsulChange(BaseModel):
         return self.service if self.watch_type == "service" else self.key
 
     def payload_digest(self) -> str:
-        """Digest of the payload, the same from every source of one change.
-
-        A ``key`` watch handler gets the entry itself while the KV endpoint answers a
-        one-entry list; both digest as the entry. Keys are sorted, so JSON formatting and key
-        order of the sender do not matter.
-        """
-        payload = self.payload
-        if self.watch_type == "key" and isinstance(payload, list) and len(payload) == 1:
-            payload = payload[0]
-        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        """Digest of what nodeview reads from the payload, equal for every source of a change."""
+        canonical = json.dumps(
+            essentials(self.watch_type, self.payload), sort_keys=True, separators=(",", ":")
+        )
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

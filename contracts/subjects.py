@@ -44,10 +44,10 @@ HEADER_CONTENT_ENCODING = "Content-Encoding"
 HEADER_KV_OPERATION = "KV-Operation"
 HEADER_ROLLUP = "Nats-Rollup"
 HEADER_OBSERVED_AT = "Nodeview-Observed-At"
-HEADER_PAYLOAD_DIGEST = "Nodeview-Payload-Digest"
-"""Digest of a change's payload, telling a repeat of one change from a new change that reuses
-its Consul index (after an index reset) when JetStream reports a duplicate ``Nats-Msg-Id``."""
 """Unix time (seconds, float) at which the Consul change behind a KV write was observed."""
+HEADER_PAYLOAD_DIGEST = "Nodeview-Payload-Digest"
+"""Digest of what nodeview reads from a change, telling a repeat of it from a new change that
+reuses its Consul index (after an index reset) when JetStream reports a duplicate id."""
 
 WATCH_TYPES = ("nodes", "services", "service", "checks", "key", "event", "members")
 
@@ -88,10 +88,6 @@ def node_from_key(key: str) -> str | None:
 
 
 def msg_id(watch_type: str, key: str | None, consul_index: int, digest: str | None = None) -> str:
-    """Return the ``Nats-Msg-Id`` that makes duplicate deliveries of one change collapse.
-
-    ``digest`` is added only to re-publish a different change that landed on an index already
-    used inside the duplicate window (a Consul index reset); every source adds the same one.
-    """
+    """Return the ``Nats-Msg-Id`` that collapses duplicates (``digest``: after an index reset)."""
     base = f"{watch_type}:{key or '-'}:{consul_index}"
     return f"{base}:{digest}" if digest else base

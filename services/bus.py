@@ -178,7 +178,7 @@ def encode_change(change: ConsulChange) -> tuple[bytes, dict[str, str]]:
     body = change.model_dump_json().encode()
     if len(body) <= COMPRESS_ABOVE_BYTES:
         return body, {}
-    return gzip.compress(body, compresslevel=5), {subjects.HEADER_CONTENT_ENCODING: "gzip"}
+    return gzip.compress(body, compresslevel=1), {subjects.HEADER_CONTENT_ENCODING: "gzip"}
 
 
 def decode_body(data: bytes, headers: Mapping[str, str] | None) -> bytes:

@@ -396,7 +396,7 @@ def test_msg_id_with_a_digest_appends_it() -> None:
 
 def _keyed(payload: object, watch_type: str = "key") -> ConsulChange:
     return ConsulChange(
-        watch_type=watch_type,  # type: ignore[arg-type]
+        watch_type=watch_type,
         key="skills/eye/metadata/sites",
         consul_index=3,
         source="http",
@@ -404,14 +404,60 @@ def _keyed(payload: object, watch_type: str = "key") -> ConsulChange:
     )
 
 
-def test_payload_digest_ignores_key_order_and_the_kv_list_wrapper() -> None:
-    """A handler's KV entry and the endpoint's one-entry list, in any key order, digest alike."""
+def test_payload_digest_ignores_key_order_and_fields_nodeview_does_not_read() -> None:
+    """Key order, extra fields and empty ones do not change the digest; a read field does."""
     entry = {"Key": "skills/eye/metadata/sites", "Value": "e30=", "ModifyIndex": 3}
-    reordered = dict(reversed(list(entry.items())))
-    assert _keyed(entry).payload_digest() == _keyed([reordered]).payload_digest()
+    reordered = {"LockIndex": 0, **dict(reversed(list(entry.items())))}
+    assert _keyed(entry).payload_digest() == _keyed(reordered).payload_digest()
     assert _keyed(entry).payload_digest() != _keyed({**entry, "Value": "W10="}).payload_digest()
     nodes = [{"Node": "a"}, {"Node": "b"}]
     assert _keyed(nodes, "nodes").payload_digest() != _keyed(nodes[:1], "nodes").payload_digest()
+
+
+def test_a_handler_payload_and_the_raw_answer_of_one_change_digest_alike() -> None:
+    """Consul's re-encoded API structs (handler) and its HTTP answer (watcher) give one digest."""
+    raw = [
+        {
+            "Node": "a",
+            "CheckID": "serfHealth",
+            "Status": "critical",
+            "ServiceID": "",
+            "ServiceName": "",
+            "Definition": {},
+            "CreateIndex": 5,
+            "ModifyIndex": 9,
+        }
+    ]
+    handler = [
+        {
+            "Node": "a",
+            "CheckID": "serfHealth",
+            "Status": "critical",
+            "Type": "",
+            "Definition": {"Interval": "0s", "Timeout": "0s"},
+            "ModifyIndex": 9,
+        }
+    ]
+    assert _keyed(raw, "checks").payload_digest() == _keyed(handler, "checks").payload_digest()
+    passing = [{**handler[0], "Status": "passing"}]
+    assert _keyed(raw, "checks").payload_digest() != _keyed(passing, "checks").payload_digest()
+    service = [
+        {
+            "Node": {"Node": "a", "Address": "127.0.0.1", "Meta": {"x": "1"}},
+            "Service": {"ID": "web-1", "Service": "web", "Tags": ["v1"], "Port": 80},
+            "Checks": [],
+        }
+    ]
+    service_handler = [
+        {
+            "Node": {"Node": "a", "Address": "127.0.0.1", "TaggedAddresses": None},
+            "Service": {"ID": "web-1", "Service": "web", "Tags": ["v1"], "Port": 80, "Meta": None},
+        }
+    ]
+    assert (
+        _keyed(service, "service").payload_digest()
+        == _keyed(service_handler, "service").payload_digest()
+    )
 
 
 def test_subject_helpers_build_the_documented_subjects() -> None:
