@@ -15,7 +15,7 @@ MAX_INDEX = 2**64 - 1
 _LIST_TYPES = frozenset({"nodes", "checks", "service", "event", "members"})
 
 MAX_TAG_LENGTH = 4096
-"""Longest service tag accepted in a payload."""
+"""Longest service tag accepted from a watch handler (a bound on pushed input, not Consul's)."""
 
 _NAME_FIELDS = (
     "Node",
@@ -32,6 +32,7 @@ _NAME_FIELDS = (
 """Fields naming a node, service, check or address: each at most ``MAX_NAME_LENGTH`` long."""
 
 _TAG_FIELDS = ("Tags", "ServiceTags")
+"""Fields holding a list of service tags: each tag at most ``MAX_TAG_LENGTH`` long."""
 
 
 class BadWatchPayload(ValueError):
@@ -90,11 +91,10 @@ def check_shape(watch_type: WatchType, payload: Any) -> None:
             raise BadWatchPayload("a services payload is an object of name → tag list")
     elif watch_type == "key" and payload is not None and not isinstance(payload, dict):
         raise BadWatchPayload("a key payload is one KV entry object (or null)")
-    _check_lengths(watch_type, payload)
 
 
-def _check_lengths(watch_type: WatchType, payload: Any) -> None:
-    """Refuse names and tags longer than anything Consul would hold."""
+def check_lengths(watch_type: WatchType, payload: Any) -> None:
+    """Refuse names over ``MAX_NAME_LENGTH`` and tags over ``MAX_TAG_LENGTH`` characters."""
     if watch_type == "services":
         for name, tags in payload.items():
             _check_name("service name", name)
@@ -142,6 +142,9 @@ def make_change(
     """Validate a watch answer and wrap it in a ``ConsulChange``."""
     kind = parse_watch_type(watch_type)
     check_shape(kind, payload)
+    if source != "watcher":
+        # Input pushed at the relay is bounded; what Consul itself answers is taken as it is.
+        check_lengths(kind, payload)
     if kind == "service" and not service:
         raise BadWatchPayload("a service watch needs the service name")
     if kind == "key":

@@ -200,13 +200,6 @@ def test_check_shape_accepts_what_consul_sends(watch_type: str, payload: Any) ->
         ("services", {"web": {"tags": []}}),
         ("key", [KV_ENTRY]),
         ("key", "e30="),
-        ("nodes", [{"Node": "n" * 513, "Address": "127.0.0.1"}]),
-        ("members", [{"Name": "m", "Addr": "1" * 600}]),
-        ("checks", [{"Node": "a", "CheckID": "c" * 10_000}]),
-        ("service", [{"Node": {"Node": "x" * 100_000}, "Service": {"ID": "s"}}]),
-        ("service", [{"Node": {"Node": "a"}, "Service": {"ID": "s", "Tags": ["t" * 5000]}}]),
-        ("services", {"s" * 513: []}),
-        ("services", {"web": ["t" * 4097]}),
     ],
 )
 def test_check_shape_rejects_other_shapes(watch_type: str, payload: Any) -> None:
@@ -215,10 +208,40 @@ def test_check_shape_rejects_other_shapes(watch_type: str, payload: Any) -> None
         check_shape(parse_watch_type(watch_type), payload)
 
 
+TOO_LONG = [
+    ("nodes", [{"Node": "n" * 513, "Address": "127.0.0.1"}]),
+    ("members", [{"Name": "m", "Addr": "1" * 600}]),
+    ("checks", [{"Node": "a", "CheckID": "c" * 10_000}]),
+    ("service", [{"Node": {"Node": "x" * 100_000}, "Service": {"ID": "s"}}]),
+    ("service", [{"Node": {"Node": "a"}, "Service": {"ID": "s", "Tags": ["t" * 5000]}}]),
+    ("services", {"s" * 513: []}),
+    ("services", {"web": ["t" * 4097]}),
+]
+
+
+@pytest.mark.parametrize(("watch_type", "payload"), TOO_LONG)
+def test_handler_input_with_a_too_long_name_or_tag_is_refused(
+    watch_type: str, payload: Any
+) -> None:
+    """A handler's payload naming something over 512 characters, or a tag over 4096, is refused."""
+    for source in ("http", "script"):
+        with pytest.raises(BadWatchPayload, match="at most"):
+            make_change(watch_type, payload, 7, source, service="s")
+
+
+@pytest.mark.parametrize(("watch_type", "payload"), TOO_LONG)
+def test_the_watchers_own_consul_answers_are_not_length_bounded(
+    watch_type: str, payload: Any
+) -> None:
+    """What Consul answers the built-in watcher is taken whole: one odd record freezes nothing."""
+    change = make_change(watch_type, payload, 7, "watcher", service="s")
+    assert change.payload == payload
+
+
 def test_names_and_tags_at_the_limits_are_accepted() -> None:
-    """The longest accepted name (512) and tag (4096) pass the shape check."""
-    check_shape("nodes", [{"Node": "n" * 512, "Address": "127.0.0.1"}])
-    check_shape("services", {"s" * 512: ["t" * 4096]})
+    """The longest accepted name (512) and tag (4096) pass."""
+    make_change("nodes", [{"Node": "n" * 512, "Address": "127.0.0.1"}], 1, "http")
+    make_change("services", {"s" * 512: ["t" * 4096]}, 1, "http")
 
 
 @pytest.mark.parametrize("watch_type", ["keyprefix", "NODES", "", "nodes ", "agent"])
