@@ -1,6 +1,11 @@
 """Prometheus metrics of nodeview, defined once and shared by every service."""
 
+import collections
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from contracts.views import NodeView
 
 CONSUL_REQUESTS = Counter(
     "consul_requests_total",
@@ -89,3 +94,18 @@ HTTP_REQUEST_DURATION = Histogram(
     ["method", "route"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+
+NODE_STATUSES = ("alive", "dead", "left", "unknown")
+
+
+def set_node_gauges(views: Iterable[NodeView]) -> None:
+    """Set ``nodeview_nodes{status}`` and ``nodeview_nodes_services_error`` from the views."""
+    by_status: collections.Counter[str] = collections.Counter()
+    errors = 0
+    for view in views:
+        by_status[view.status] += 1
+        errors += view.services_status == "error"
+    for status in NODE_STATUSES:
+        NODES.labels(status).set(by_status[status])
+    NODES_SERVICES_ERROR.set(errors)

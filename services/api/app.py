@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -108,6 +109,8 @@ def main() -> None:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=5,
+            loop="uvloop" if sys.platform != "win32" else "asyncio",
+            http="httptools",
         )
     finally:
         shutdown_tracing()

@@ -155,10 +155,7 @@ class Feed:
         metrics.EVENT_TO_VIEW.observe(max(seconds, 0.0))
 
     def _update_gauges(self) -> None:
-        counts = self.state.status_counts()
-        for status in ("alive", "dead", "left", "unknown"):
-            metrics.NODES.labels(status).set(counts.get(status, 0))
-        metrics.NODES_SERVICES_ERROR.set(self.state.services_error_count())
+        metrics.set_node_gauges(self.state.nodes.values())
 
     def _publish(self, delta: Delta) -> None:
         if delta.kind in ("none", "heartbeat"):

@@ -39,7 +39,10 @@ class ApiMiddleware:
             return
         if declared is None and _has_header(scope, b"transfer-encoding"):
             # A streamed body announces no size: read it (bounded) before the route sees it.
-            buffered = await _read_bounded(receive, self.max_body_bytes)
+            try:
+                buffered = await _read_bounded(receive, self.max_body_bytes)
+            except ClientDisconnected:
+                return
             if buffered is None:
                 await _too_large(send)
                 self._record(scope, 413, started)
@@ -85,6 +88,10 @@ def _has_header(scope: Scope, name: bytes) -> bool:
     return any(key == name for key, _ in scope.get("headers", []))
 
 
+class ClientDisconnected(Exception):
+    """The client went away before its request body was complete."""
+
+
 async def _read_bounded(receive: Receive, limit: int) -> bytes | None:
     """The whole request body, or None as soon as it grows past ``limit`` bytes."""
     chunks: list[bytes] = []
@@ -92,7 +99,7 @@ async def _read_bounded(receive: Receive, limit: int) -> bytes | None:
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b"".join(chunks)
+            raise ClientDisconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -11,13 +11,20 @@ def etag_matches(etag: str, if_none_match: str) -> bool:
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
-    """Tell whether ``Accept-Encoding`` allows gzip (absent, or ``q=0``, means no)."""
+    """Tell whether ``Accept-Encoding`` allows gzip, by name or ``*`` (RFC 9110 12.5.3)."""
+    qualities: dict[str, float] = {}
     for item in (accept_encoding or "").split(","):
-        coding, _, params = item.strip().partition(";")
-        if coding.strip().lower() in ("gzip", "x-gzip"):
-            q = params.strip().removeprefix("q=").strip()
-            try:
-                return float(q or "1") > 0
-            except ValueError:
-                return False
+        coding, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value.strip())
+                except ValueError:
+                    quality = 0.0
+        qualities.setdefault(coding.lower(), quality)
+    for coding in ("gzip", "x-gzip", "*"):
+        if coding in qualities:
+            return qualities[coding] > 0
     return False

@@ -25,23 +25,26 @@ from contracts.views import (
 from services.api.feed import Feed, Subscriber
 from services.api.negotiation import GZIP_MIN_BYTES, accepts_gzip, etag_matches
 from services.api.settings import ApiSettings
-from services.auth import check_bearer
+from services.auth import check_bearer, error_response
 
 StatusFilter = Literal["alive", "dead", "left", "unknown"]
 MAX_FILTER_LENGTH = 256
 
 
-def _error(status: int, error: str, detail: str | None = None) -> JSONResponse:
-    return JSONResponse(ErrorResponse(error=error, detail=detail).model_dump(), status_code=status)
-
-
 def _not_ready() -> JSONResponse:
-    return _error(503, "not_ready", "the view is still being replayed from NATS")
+    return error_response(503, "not_ready", "the view is still being replayed from NATS")
 
 
-def _find(feed: Feed, node_addr: str) -> NodeView | None:
-    state = feed.state
-    return state.by_addr.get(node_addr) or state.nodes.get(node_addr)
+def _lookup(feed: Feed | None, node_addr: str) -> tuple[Feed, NodeView] | JSONResponse:
+    """The ready feed and the node with this address (or name), or the error answer."""
+    if feed is None or not feed.ready.is_set():
+        return _not_ready()
+    view = feed.state.by_addr.get(node_addr) or feed.state.nodes.get(node_addr)
+    if view is None:
+        return error_response(
+            404, "node_not_found", f"no node with address or name {node_addr[:200]!r}"
+        )
+    return feed, view
 
 
 class SseLimiter:
@@ -91,12 +94,13 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
         if feed is None or not feed.ready.is_set():
             return _not_ready()
         body = feed.state.nodes_body(datetime.now(UTC), site, status)
-        headers = {"ETag": body.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+        gzipped = accepts_gzip(accept_encoding) and len(body.content) >= GZIP_MIN_BYTES
+        # The gzip form has the same bytes once decoded: a weak validator (RFC 9110 8.8.1).
+        etag = "W/" + body.etag if gzipped else body.etag
+        headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
         if if_none_match is not None and etag_matches(body.etag, if_none_match):
             return Response(status_code=304, headers=headers)
-        if accepts_gzip(accept_encoding) and len(body.content) >= GZIP_MIN_BYTES:
-            # Same bytes once decoded: a weak validator for the encoded form (RFC 9110 8.8.1).
-            headers["ETag"] = "W/" + body.etag
+        if gzipped:
             headers["Content-Encoding"] = "gzip"
             return Response(body.gzipped(), media_type="application/json", headers=headers)
         return Response(body.content, media_type="application/json", headers=headers)
@@ -113,7 +117,7 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
             return _not_ready()
         client = request.client.host if request.client else "unknown"
         if not limiter.acquire(client):
-            return _error(429, "too_many_streams", "close other event streams first")
+            return error_response(429, "too_many_streams", "close other event streams first")
         subscriber = Subscriber(client)
         snapshot = feed.state.nodes_body(datetime.now(UTC))
         feed.subscribers.add(subscriber)
@@ -147,14 +151,10 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
     )
     async def node_services(node_addr: str) -> Response:
         """The services of one node (by address, or by node name)."""
-        feed = runtime.feed
-        if feed is None or not feed.ready.is_set():
-            return _not_ready()
-        view = _find(feed, node_addr)
-        if view is None:
-            return _error(
-                404, "node_not_found", f"no node with address or name {node_addr[:200]!r}"
-            )
+        found = _lookup(runtime.feed, node_addr)
+        if isinstance(found, JSONResponse):
+            return found
+        feed, view = found
         meta = feed.state.meta
         services = {
             sid: ServiceDetail(
@@ -184,14 +184,10 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
     )
     async def node_service_names(node_addr: str) -> Response:
         """The distinct service names of one node (by address, or by node name)."""
-        feed = runtime.feed
-        if feed is None or not feed.ready.is_set():
-            return _not_ready()
-        view = _find(feed, node_addr)
-        if view is None:
-            return _error(
-                404, "node_not_found", f"no node with address or name {node_addr[:200]!r}"
-            )
+        found = _lookup(runtime.feed, node_addr)
+        if isinstance(found, JSONResponse):
+            return found
+        feed, view = found
         meta = feed.state.meta
         body = ServiceNamesResponse(
             node=view.addr,
@@ -234,7 +230,9 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
                 )
             )
         except (nats.errors.Error, TimeoutError, OSError):
-            return _error(503, "nats_unavailable", "the resync could not be requested; retry later")
+            return error_response(
+                503, "nats_unavailable", "the resync could not be requested; retry later"
+            )
         warning = "the view is never emptied: it is kept while Consul is read again"
         if not wait:
             body = FlushResponse(

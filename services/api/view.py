@@ -3,7 +3,7 @@
 import gzip
 import hashlib
 import json
-from collections import Counter
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -25,9 +25,10 @@ class Delta:
 
 
 MAX_CACHED_BODIES = 64
-"""Filter combinations whose bodies are kept until the next change; others are built per call."""
+"""Filter combinations whose bodies are kept until the next change (least recently used go)."""
 
-GZIP_LEVEL = 6
+GZIP_LEVEL = 1
+"""Fast compression: the body is compressed again after every change, on the event loop."""
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Body:
 
     content: bytes
     etag: str
-    _gzipped: bytes | None = None
+    _gzipped: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def gzipped(self) -> bytes:
         """The content compressed with gzip (deterministic: no timestamp)."""
@@ -61,7 +62,7 @@ class ViewState:
         self.meta: ViewMeta | None = None
         self.heartbeat: Heartbeat | None = None
         self._entries: dict[str, dict[str, Any]] = {}
-        self._bodies: dict[tuple[str | None, str | None, bool], Body] = {}
+        self._bodies: OrderedDict[tuple[str | None, str | None, bool], Body] = OrderedDict()
 
     def apply(self, key: str, value: bytes, deleted: bool) -> Delta:
         """Apply one KV entry (or its deletion) and say what changed."""
@@ -130,8 +131,11 @@ class ViewState:
         body = self._bodies.get(cache_key)
         if body is None:
             body = self._build(site, status, stale)
-            if len(self._bodies) < MAX_CACHED_BODIES:
-                self._bodies[cache_key] = body
+            self._bodies[cache_key] = body
+            if len(self._bodies) > MAX_CACHED_BODIES:
+                self._bodies.popitem(last=False)
+        else:
+            self._bodies.move_to_end(cache_key)
         return body
 
     def _build(self, site: str | None, status: str | None, stale: bool) -> Body:
@@ -159,11 +163,3 @@ class ViewState:
         content = json.dumps(document, separators=(",", ":")).encode()
         etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
         return Body(content=content, etag=etag)
-
-    def status_counts(self) -> Counter[str]:
-        """Count nodes by status."""
-        return Counter(view.status for view in self.nodes.values())
-
-    def services_error_count(self) -> int:
-        """Count nodes whose services could not be read."""
-        return sum(1 for view in self.nodes.values() if view.services_status == "error")

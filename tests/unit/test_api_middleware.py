@@ -1,9 +1,9 @@
 """The API middleware: body limits for declared and streamed bodies, security headers."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from services.api.middleware import ApiMiddleware
 
@@ -55,3 +55,35 @@ async def test_a_streamed_body_within_the_limit_reaches_the_route_whole() -> Non
     assert response.status_code == 200
     assert response.text == str(256 * 4)
     assert response.headers["x-frame-options"] == "DENY"
+
+
+async def test_a_client_leaving_mid_body_never_reaches_the_route() -> None:
+    """A streamed body cut by a disconnect is dropped: the route is not called, nothing is sent."""
+    called: list[Scope] = []
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        called.append(scope)
+
+    messages: Iterator[Message] = iter(
+        [
+            {"type": "http.request", "body": b"x" * 10, "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return next(messages)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/x",
+        "headers": [(b"transfer-encoding", b"chunked")],
+    }
+    await ApiMiddleware(route, max_body_bytes=LIMIT)(scope, receive, send)
+    assert called == []
+    assert sent == []

@@ -40,6 +40,12 @@ def test_if_none_match_uses_weak_comparison(header: str, matches: bool) -> None:
         ("gzip;q=bad", False),
         ("br, deflate", False),
         ("identity", False),
+        ("gzip;Q=1", True),
+        ("gzip;q=0.5;level=1", True),
+        ("*", True),
+        ("*;q=0", False),
+        ("gzip;q=0, *", False),
+        ("br, *;q=0.1", True),
     ],
 )
 def test_gzip_is_used_only_when_accepted(header: str | None, accepted: bool) -> None:

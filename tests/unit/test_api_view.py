@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from contracts import subjects
 from contracts.views import Heartbeat, NodeEntry, NodeView, ServiceInstance, ViewMeta
+from services import metrics
 from services.api.view import MAX_CACHED_BODIES, Delta, ViewState
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -223,14 +225,18 @@ def test_each_filter_has_its_own_cached_body() -> None:
     assert state.nodes_body(NOW) is everything
 
 
-def test_filter_bodies_beyond_the_bound_are_built_but_not_kept() -> None:
-    """Arbitrary filter values cannot grow the body cache without bound."""
+def test_the_body_cache_keeps_the_most_recently_used_filters() -> None:
+    """Arbitrary filter values cannot grow the cache: the least recently used body goes."""
     state = _state(PALMAS, RIO)
-    for n in range(MAX_CACHED_BODIES + 10):
+    everything = state.nodes_body(NOW)
+    first = state.nodes_body(NOW, site="site-0")
+    for n in range(1, MAX_CACHED_BODIES + 10):
         state.nodes_body(NOW, site=f"site-{n}")
-    extra = state.nodes_body(NOW, site="one-more")
-    assert state.nodes_body(NOW, site="one-more") is not extra
-    assert json.loads(extra.content)["total"] == 0
+        assert state.nodes_body(NOW) is everything
+    assert state.nodes_body(NOW, site="site-0") is not first
+    last = f"site-{MAX_CACHED_BODIES + 9}"
+    assert state.nodes_body(NOW, site=last) is state.nodes_body(NOW, site=last)
+    assert json.loads(first.content)["total"] == 0
 
 
 def test_gzipped_body_decodes_to_the_content_and_is_made_once() -> None:
@@ -353,10 +359,21 @@ def test_a_new_heartbeat_makes_a_stale_view_fresh() -> None:
     assert _body_at(state, later)["total"] == 1
 
 
-def test_counts_by_status_and_services_errors() -> None:
-    """Status counts and the number of nodes with services errors follow the stored views."""
+def test_node_gauges_follow_the_stored_views() -> None:
+    """The status and services-error gauges are set from the views, zero for absent statuses."""
     state = _state(PALMAS, RIO, RECIFE, SERVER)
-    assert state.status_counts() == {"alive": 3, "dead": 1}
-    assert state.services_error_count() == 1
+    metrics.set_node_gauges(state.nodes.values())
+    assert _gauge("nodeview_nodes", status="alive") == 3
+    assert _gauge("nodeview_nodes", status="dead") == 1
+    assert _gauge("nodeview_nodes", status="left") == 0
+    assert _gauge("nodeview_nodes_services_error") == 1
     state.apply(subjects.node_key("prom-recife-01"), b"", True)
-    assert state.services_error_count() == 0
+    metrics.set_node_gauges(state.nodes.values())
+    assert _gauge("nodeview_nodes_services_error") == 0
+    assert _gauge("nodeview_nodes", status="dead") == 0
+
+
+def _gauge(name: str, **labels: str) -> float:
+    value = REGISTRY.get_sample_value(name, labels)
+    assert value is not None
+    return value
