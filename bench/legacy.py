@@ -175,13 +175,12 @@ def create_app(server: str, ttl: float = LEGACY_TTL_SECONDS) -> FastAPI:
 
     @app.post("/_bench/cache/prime")
     async def prime_cache() -> dict[str, int]:
-        """Fill the cache by the same fan-out over one pooled client, where a real miss is too
-        slow to finish: the hit path measured afterwards is the old one, unchanged."""
+        """Fill the cache by the same fan-out on one pooled client (a real miss is too slow)."""
         limits = httpx.Limits(max_connections=64)
         timeout = httpx.Timeout(LEGACY_TIMEOUT_SECONDS, pool=None)
         async with httpx.AsyncClient(limits=limits, timeout=timeout) as shared:
             result = await compute(ConsulManager(server, shared))
-        zeros = sum(1 for m in result["data"] if m["services_count"] == 0)
+        zeros = sum(1 for m in result["data"] if m["type"] == "client" and m["services_count"] == 0)
         return {"nodes": int(result["total"]), "zero_services": zeros}
 
     return app

@@ -19,9 +19,6 @@ class BodyTooLarge(Exception):
     """The request body is larger than ``RELAY_MAX_BODY_BYTES``."""
 
 
-_error = error_response
-
-
 async def read_body(request: Request, limit: int) -> bytes:
     """Read the body, refusing more than ``limit`` bytes without reading them all."""
     declared = request.headers.get("content-length")
@@ -71,7 +68,7 @@ def watch_router(
         try:
             raw = await read_body(request, max_body)
         except BodyTooLarge:
-            return _error(413, "body_too_large", f"the limit is {max_body} bytes")
+            return error_response(413, "body_too_large", f"the limit is {max_body} bytes")
         try:
             index = parse_index(x_consul_index)
             payload = decode_json(raw)
@@ -89,16 +86,18 @@ def watch_router(
                 datacenter=dc,
             )
         except BadWatchPayload as exc:
-            return _error(400, "bad_watch_payload", str(exc))
+            return error_response(400, "bad_watch_payload", str(exc))
         current = publisher()
         if current is None:
-            return _error(503, "nats_unavailable", "the relay is not connected to NATS yet")
+            return error_response(503, "nats_unavailable", "the relay is not connected to NATS yet")
         try:
             result = await current.publish(change)
         except bus.MessageTooLarge as exc:
-            return _error(413, "message_too_large", str(exc))
+            return error_response(413, "message_too_large", str(exc))
         except (bus.BusError, nats.errors.Error, TimeoutError):
-            return _error(503, "nats_unavailable", "the change could not be stored; retry later")
+            return error_response(
+                503, "nats_unavailable", "the change could not be stored; retry later"
+            )
         return JSONResponse(
             {
                 "success": True,
