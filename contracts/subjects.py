@@ -54,6 +54,17 @@ WATCH_TYPES = ("nodes", "services", "service", "checks", "key", "event", "member
 _PLAIN_NODE_NAME = re.compile(r"[A-Za-z0-9_\-]+")
 
 
+def parse_msg_id(value: str, digest: str | None = None) -> tuple[str, str | None, int] | None:
+    """Return ``(type, key, index)`` of a change's ``Nats-Msg-Id``, or None if it is not one."""
+    if digest and value.endswith(":" + digest):
+        value = value[: -len(digest) - 1]
+    base, _, index = value.rpartition(":")
+    watch_type, _, key = base.partition(":")
+    if watch_type not in WATCH_TYPES or not key or not index.isascii() or not index.isdigit():
+        return None
+    return watch_type, (None if key == "-" else key), int(index)
+
+
 def consul_subject(watch_type: str) -> str:
     """Return the subject a change of ``watch_type`` is published on."""
     return f"{SUBJECT_CONSUL_PREFIX}.{watch_type}"

@@ -6,7 +6,9 @@ import logging
 import signal
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import nats.errors
@@ -62,6 +64,34 @@ class Decoded:
     changes: list[ConsulChange] = field(default_factory=list)
     resyncs: list[ResyncRequested] = field(default_factory=list)
     contexts: list[dict[str, str]] = field(default_factory=list)
+    superseded: int = 0
+    """Messages left undecoded because a newer one of the same watched thing is in the batch."""
+    earliest: datetime | None = None
+    """When the oldest of those reached the stream (freshness counts from the oldest change)."""
+
+
+def superseded_in_batch(msgs: Sequence[Msg]) -> set[int]:
+    """Positions of change messages that a later one of the same ``(type, key)`` supersedes."""
+    newest: dict[tuple[str, str | None], tuple[int, int]] = {}
+    groups: dict[int, tuple[str, str | None]] = {}
+    for position, msg in enumerate(msgs):
+        headers = msg.headers or {}
+        identity = subjects.parse_msg_id(
+            headers.get(subjects.HEADER_MSG_ID, ""), headers.get(subjects.HEADER_PAYLOAD_DIGEST)
+        )
+        if (
+            identity is None
+            or identity[0] == "event"
+            or not msg.subject.startswith(subjects.SUBJECT_CONSUL_PREFIX + ".")
+        ):
+            continue
+        group, index = identity[:2], identity[2]
+        groups[position] = group
+        current = newest.get(group)
+        if current is None or index >= current[0]:
+            # Same rule as ``planner.coalesce``: the highest index wins, the later on a tie.
+            newest[group] = (index, position)
+    return {position for position, group in groups.items() if newest[group][1] != position}
 
 
 def decode_message(msg: Msg) -> ConsulChange | ResyncRequested:
@@ -261,7 +291,8 @@ class Enricher:
         decoded = Decoded()
         to_ack: list[Msg] = []
         started = time.perf_counter()
-        for msg in msgs:
+        superseded = superseded_in_batch(msgs)
+        for position, msg in enumerate(msgs):
             meta = msg.metadata
             if meta.num_delivered > 1:
                 metrics.REDELIVERIES.inc()
@@ -271,6 +302,15 @@ class Enricher:
             self.last_stream_seq = max(self.last_stream_seq, meta.sequence.stream)
             if meta.num_delivered > self.settings.enricher_max_deliver:
                 await self._dead_letter(msg, "max_deliver", "delivered too many times")
+                continue
+            if msg.headers and subjects.HEADER_TRACEPARENT in msg.headers:
+                decoded.contexts.append(dict(msg.headers))
+            if position in superseded:
+                # Its state is replaced by a newer message of this batch: no need to decode it.
+                to_ack.append(msg)
+                decoded.superseded += 1
+                stored = meta.timestamp
+                decoded.earliest = min(decoded.earliest or stored, stored)
                 continue
             try:
                 item = decode_message(msg)
@@ -284,8 +324,6 @@ class Enricher:
                 metrics.EVENTS.labels(item.watch_type, "superseded").inc()
             else:
                 decoded.changes.append(item)
-            if msg.headers and subjects.HEADER_TRACEPARENT in msg.headers:
-                decoded.contexts.append(dict(msg.headers))
         try:
             await self._traced_apply(decoded, len(msgs))
         except ResyncFailed:
@@ -334,8 +372,10 @@ class Enricher:
 
     async def _apply(self, decoded: Decoded) -> None:
         assert self.engine is not None
+        if decoded.superseded:
+            metrics.EVENTS.labels("batch", "coalesced").inc(decoded.superseded)
         if decoded.changes:
-            result = await self.engine.handle(decoded.changes)
+            result = await self.engine.handle(decoded.changes, observed_floor=decoded.earliest)
             if result.resync:
                 log.info(
                     "resync after change",

@@ -107,7 +107,9 @@ class Engine:
             self.meta = meta
             self.state.last_event_ltime = meta.last_event_ltime
 
-    async def handle(self, changes: Sequence[ConsulChange]) -> BatchResult:
+    async def handle(
+        self, changes: Sequence[ConsulChange], observed_floor: datetime | None = None
+    ) -> BatchResult:
         """Apply one burst of changes: coalesce, apply carried state, read the rest, commit."""
         async with self._lock:
             result = BatchResult()
@@ -131,7 +133,10 @@ class Engine:
             if duplicates:
                 result.outcomes["coalesced"] += duplicates
                 metrics.EVENTS.labels("batch", "coalesced").inc(duplicates)
-            observed = min((c.observed_at for c in changes), default=None)
+            observed = min(
+                (t for t in (*(c.observed_at for c in changes), observed_floor) if t is not None),
+                default=None,
+            )
             trace = _observed_header(observed)
             if plan.full_resync:
                 result.resync = plan.full_resync
@@ -285,10 +290,11 @@ class Engine:
                 catalog=parse_catalog_nodes(nodes.data),
                 service_tags=parse_service_tags(services.data),
             )
+            read: dict[tuple[str, str | None], int] = {}
             if members_read is None:
                 health = await self._consul.health_state("any")
                 inv.serf_health = parse_serf_health(health.data)
-                self.state.seen_index[("checks", None)] = health.index or 0
+                read[("checks", None)] = health.index or 0
             else:
                 inv.serf_health = old.serf_health
         except (ConsulError, BadConsulPayload) as exc:
@@ -319,10 +325,11 @@ class Engine:
         if kv is not None:
             self._apply_sites(kv.data)
         self.state.inventory = inv
-        self.state.seen_index[("nodes", None)] = nodes.index or 0
-        self.state.seen_index[("services", None)] = services.index or 0
+        read[("nodes", None)] = nodes.index or 0
+        read[("services", None)] = services.index or 0
         if kv is not None and kv.index is not None:
-            self.state.seen_index[("key", self._settings.sites_key)] = kv.index
+            read[("key", self._settings.sites_key)] = kv.index
+        self.state.rebase(read)
         self.pending_nodes.clear()
         self.resynced = True
         return await self._commit(set(), True, headers, resync_ids=tuple(request_ids))
