@@ -1,6 +1,6 @@
 """Pure planning: coalesce a burst of changes, apply the state they carry, list the reads left."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -35,6 +35,18 @@ class EnricherState:
     event_source: dict[tuple[str, str | None], str] = field(default_factory=dict)
     """(type, key) → source of that event: only the same source going backwards is a reset."""
     last_event_ltime: int = 0
+
+    def rebase(self, read: Mapping[tuple[str, str | None], int]) -> None:
+        """Make a full resync's read indexes the baseline, forgetting earlier change indexes."""
+        # Otherwise, after a Consul index reset, every watched thing would in turn look like it
+        # went backwards (one resync each), and one the resync did not read would ignore its
+        # changes until its index passed the old value. User events keep their own order.
+        for key in [k for k in self.event_index if k[0] != "event"]:
+            del self.event_index[key]
+            self.event_source.pop(key, None)
+        for key in [k for k in self.seen_index if k[0] != "event"]:
+            del self.seen_index[key]
+        self.seen_index.update(read)
 
 
 @dataclass

@@ -281,6 +281,26 @@ def test_backwards_change_plans_a_full_resync() -> None:
     assert set(state.inventory.catalog) == {"consul-server-1", "prom-palmas-01", "prom-rio-01"}
 
 
+def test_after_a_resync_other_watched_things_are_not_taken_for_resets() -> None:
+    """After an index reset's resync, each other thing's next (lower) change is applied once."""
+    state = _state_with_nodes()
+    _apply(state, _change("nodes", 500, NODES))
+    _apply(state, _change("checks", 480, []))
+    _apply(state, _change("event", 90, [_event(1)], key=RESYNC_EVENT))
+    outcome, plan = _apply(state, _change("nodes", 40, NODES))
+    assert outcome == "backwards"
+    assert plan.full_resync is not None
+    state.rebase({("nodes", None): 42, ("services", None): 41})
+    assert classify(state, _change("nodes", 40, NODES)) == "superseded"
+    assert classify(state, _change("nodes", 43, NODES)) is None
+    assert classify(state, _change("checks", 45, [])) is None
+    outcome, plan = _apply(state, _change("checks", 45, []))
+    assert outcome != "backwards"
+    assert plan.full_resync is None
+    assert classify(state, _change("checks", 46, [])) is None
+    assert classify(state, _change("event", 90, [], key=RESYNC_EVENT)) == "duplicate"
+
+
 def test_a_redelivered_change_is_a_duplicate_and_plans_nothing() -> None:
     """Applying the same change twice reads nothing the second time."""
     state = _state_with_nodes()
