@@ -23,6 +23,12 @@ log = logging.getLogger("nodeview.consul")
 SERVER_COOLDOWN_SECONDS = 10.0
 """How long a failed server is tried only after the healthy ones."""
 
+OUTAGE_BACKOFF_MIN_SECONDS = 0.5
+"""First pause of reads after every server failed (refused, 5xx, 429); doubled while it lasts."""
+
+OUTAGE_BACKOFF_MAX_SECONDS = 5.0
+"""Longest pause of reads during an outage: one probe at most this often, so recovery is quick."""
+
 BLOCKING_WAIT_MAX_SECONDS = 600.0
 """Consul caps ``wait`` at 10 minutes."""
 
@@ -143,6 +149,8 @@ class ConsulClient:
         self._sleep = sleep
         self._semaphore = asyncio.Semaphore(settings.consul_semaphore_limit)
         self._failed_until: dict[str, float] = {}
+        self._outage_until = 0.0
+        self._outage_backoff = 0.0
         headers = {"Accept": "application/json", "User-Agent": "nodeview"}
         token = settings.consul_token_value()
         if token is not None:
@@ -201,6 +209,12 @@ class ConsulClient:
             query["index"] = str(index)
             query["wait"] = f"{int(wait_s * 1000)}ms"
             timeout = wait_s + wait_s / 16 + self._settings.consul_catalog_timeout
+        if not blocking and time.monotonic() < self._outage_until:
+            # Every server failed a moment ago: fail fast instead of hammering a Consul that is
+            # down; the caller keeps its last data and tries again later.
+            raise ConsulUnavailable(
+                f"every Consul server failed recently; {endpoint} not sent", endpoint=endpoint
+            )
         attempts = self._settings.consul_max_retries + 1
         last: _ServerFailure | None = None
         for attempt in range(attempts):
@@ -214,9 +228,12 @@ class ConsulClient:
             for server in self._ordered_servers():
                 try:
                     if blocking:
-                        return await self._once(server, path, endpoint, query, timeout, blocking)
-                    async with self._semaphore:
-                        return await self._traced(server, path, endpoint, query, timeout)
+                        response = await self._once(
+                            server, path, endpoint, query, timeout, blocking
+                        )
+                    else:
+                        async with self._semaphore:
+                            response = await self._traced(server, path, endpoint, query, timeout)
                 except _ServerFailure as failure:
                     last = failure
                     self._failed_until[server] = time.monotonic() + SERVER_COOLDOWN_SECONDS
@@ -235,10 +252,33 @@ class ConsulClient:
                             "attempt": attempt + 1,
                         },
                     )
+                else:
+                    self._outage_backoff = 0.0
+                    return response
         assert last is not None
+        if not blocking and not last.timeout:
+            self._open_outage(endpoint)
         cls = ConsulTimeout if last.timeout else ConsulUnavailable
         raise cls(
             f"every Consul server failed for {endpoint} (last: {last.status})", endpoint=endpoint
+        )
+
+    def _open_outage(self, endpoint: str) -> None:
+        """Pause reads after every server failed; the pause doubles while the outage lasts."""
+        now = time.monotonic()
+        if now < self._outage_until:
+            return  # another read of the same moment already opened it
+        self._outage_backoff = min(
+            max(self._outage_backoff * 2, OUTAGE_BACKOFF_MIN_SECONDS), OUTAGE_BACKOFF_MAX_SECONDS
+        )
+        self._outage_until = now + self._outage_backoff
+        log.warning(
+            "every consul server failed; pausing reads",
+            extra={
+                "event": "consul.outage",
+                "endpoint": endpoint,
+                "pause_s": round(self._outage_backoff, 2),
+            },
         )
 
     async def _traced(

@@ -7,7 +7,13 @@ import pytest
 
 from devstack.consul_double import ConsulDouble, generate_inventory
 from services.config import ConsulSettings
-from services.consul import ConsulACLDenied, ConsulClient, ConsulTimeout, ConsulUnavailable
+from services.consul import (
+    OUTAGE_BACKOFF_MIN_SECONDS,
+    ConsulACLDenied,
+    ConsulClient,
+    ConsulTimeout,
+    ConsulUnavailable,
+)
 
 pytestmark = pytest.mark.timeout(60)
 TOKEN = "client-test-token"
@@ -109,3 +115,38 @@ async def test_blocking_query_returns_when_the_catalog_changes(double: ConsulDou
     assert answer.index > first.index
     assert answer.known_leader is True
     assert "blocking-joiner" in {n["Node"] for n in answer.data}
+
+
+async def test_reads_pause_while_every_server_fails_and_resume_after(double: ConsulDouble) -> None:
+    """After all servers failed, reads fail fast without requests, then probe and recover."""
+    double.fail_requests(500)
+    async with ConsulClient(_settings(double, CONSUL_MAX_RETRIES="0")) as client:
+        with pytest.raises(ConsulUnavailable):
+            await client.catalog_services()
+        sent = double.counters.total(endpoint="/v1/catalog/services")
+        assert sent == 2
+        for _ in range(5):
+            with pytest.raises(ConsulUnavailable, match="recently"):
+                await client.catalog_services()
+        assert double.counters.total(endpoint="/v1/catalog/services") == sent
+        double.clear_faults()
+        await asyncio.sleep(OUTAGE_BACKOFF_MIN_SECONDS + 0.1)
+        assert (await client.catalog_services()).data
+        double.fail_requests(500)
+        with pytest.raises(ConsulUnavailable):
+            await client.catalog_services()
+        double.clear_faults()
+        await asyncio.sleep(OUTAGE_BACKOFF_MIN_SECONDS + 0.1)
+        assert (await client.catalog_services()).data
+
+
+async def test_a_timed_out_read_does_not_pause_the_others(double: ConsulDouble) -> None:
+    """One endpoint timing out (a slow node) leaves every other read going."""
+    double.set_latency(2.0, path_prefix="/v1/catalog/node-services/")
+    async with ConsulClient(
+        _settings(double, CONSUL_MAX_RETRIES="0", CONSUL_CATALOG_TIMEOUT="0.2")
+    ) as client:
+        node = next(iter(double.state.nodes))
+        with pytest.raises(ConsulTimeout):
+            await client.node_services(node)
+        assert (await client.catalog_services()).data
