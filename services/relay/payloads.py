@@ -68,13 +68,18 @@ def decode_json(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise BadWatchPayload("the payload is not UTF-8") from exc
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise BadWatchPayload(f"the payload is not JSON: {exc.msg} at {exc.pos}") from exc
     except ValueError as exc:
         raise BadWatchPayload(f"the payload is not JSON: {exc}") from exc
     except RecursionError as exc:
         raise BadWatchPayload("the payload nests too deeply") from exc
+
+
+def _refuse_constant(name: str) -> Any:
+    """Refuse ``NaN`` and ``Infinity``: not JSON, never sent by Consul, and lost on the wire."""
+    raise BadWatchPayload(f"the payload is not JSON: {name} is not a JSON value")
 
 
 def check_shape(watch_type: WatchType, payload: Any) -> None:

@@ -139,7 +139,19 @@ def test_decode_json_rejects_non_utf8(raw: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", [b"", b"   ", b"{", b"[1,]", b"{'a': 1}", b"nul", b"[] []"], ids=repr
+    "raw",
+    [
+        b"",
+        b"   ",
+        b"{",
+        b"[1,]",
+        b"{'a': 1}",
+        b"nul",
+        b"[] []",
+        b"[NaN]",
+        b'{"Port": Infinity}',
+        b"-Infinity",
+    ],
 )
 def test_decode_json_rejects_invalid_json(raw: bytes) -> None:
     """Text that is not one JSON document raises BadWatchPayload."""
