@@ -3,6 +3,7 @@
 import os
 import platform
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,4 +52,25 @@ def describe() -> dict[str, Any]:
         "python": platform.python_version(),
         "commit": _git("rev-parse", "--short", "HEAD"),
         "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+STALL_THRESHOLD_SECONDS = 0.02
+"""A gap this long between two turns of a busy loop means the process was not running."""
+
+
+def scheduler_stalls(seconds: float = 2.0) -> dict[str, float]:
+    """Gaps a busy loop sees while nothing else of the run is started: the machine's own tail."""
+    gaps: list[float] = []
+    started = last = time.perf_counter()
+    while last - started < seconds:
+        now = time.perf_counter()
+        if now - last > STALL_THRESHOLD_SECONDS:
+            gaps.append(now - last)
+        last = now
+    return {
+        "seconds": seconds,
+        "stalls": len(gaps),
+        "stalled_ms": round(sum(gaps) * 1000, 1),
+        "max_ms": round(max(gaps, default=0.0) * 1000, 1),
     }

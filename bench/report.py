@@ -39,6 +39,16 @@ def _loads(results: dict[str, Any], when: str) -> str:
     return ", ".join(f"{v:.1f}" for v in values) or "-"
 
 
+def _stalls(stalls: dict[str, float] | None) -> str:
+    """How often a busy loop was not scheduled: tails below this are the machine's, not ours."""
+    if not stalls:
+        return "-"
+    return (
+        f"{stalls['stalls']:.0f} gaps > 20 ms in a {stalls['seconds']:.0f} s busy loop "
+        f"({stalls['stalled_ms']:,.0f} ms lost, longest {stalls['max_ms']:,.0f} ms)"
+    )
+
+
 def _run_section(results: dict[str, Any]) -> list[str]:
     """Where and how the run happened."""
     m = results["machine"]
@@ -51,6 +61,7 @@ def _run_section(results: dict[str, Any]) -> list[str]:
         ["complete", "yes" if results.get("complete", True) else "no: stopped before the end"],
         ["duration", f"{results.get('duration_seconds', 0):.0f} s"],
         ["load average at start / end", f"{_loads(results, 'start')} / {_loads(results, 'end')}"],
+        ["scheduler stalls before the run", _stalls(results.get("scheduler_stalls"))],
     ]
     if results.get("baseline"):
         rows.append(["legacy baseline", f"from {results['baseline']}"])

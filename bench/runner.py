@@ -19,7 +19,7 @@ import httpx
 from bench import churn, report, scenarios
 from bench.config import FULL, QUICK, Profile
 from bench.legacy_runs import legacy_block
-from bench.machine import describe
+from bench.machine import describe, scheduler_stalls
 from bench.procs import rss_mb
 from bench.sse import SseWatch
 from bench.stack import ClusterShape, DoubleHandle, LegacyHandle, NodeviewHandle
@@ -188,6 +188,7 @@ async def run(profile: Profile, mode: str, work: Path, checkpoint: Checkpoint) -
         "profile": asdict(profile),
         "phases": [],
         "load_average_start": list(os.getloadavg()),
+        "scheduler_stalls": scheduler_stalls(),
         "complete": False,
     }
     started = time.perf_counter()
