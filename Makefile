@@ -26,7 +26,8 @@ typecheck: venv
 
 test: lint typecheck
 	bash scripts/install_chromium.sh
-	$(BIN)/pytest -m "not reliability" $(PYTEST_ARGS)
+	RELIABILITY_FUZZ_SCALE=$${RELIABILITY_FUZZ_SCALE:-0.1} \
+		$(BIN)/pytest -m "not reliability or quick" $(PYTEST_ARGS)
 
 reliability: venv
 	$(BIN)/pytest -m reliability tests/reliability $(PYTEST_ARGS)

@@ -29,6 +29,7 @@ from tests.reliability.support import (
 
 pytestmark = [
     pytest.mark.reliability,
+    pytest.mark.quick,
     pytest.mark.asyncio(loop_scope="module"),
 ]
 

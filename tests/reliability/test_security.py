@@ -30,6 +30,7 @@ from tests.reliability.support import (
 
 pytestmark = [
     pytest.mark.reliability,
+    pytest.mark.quick,
     pytest.mark.asyncio(loop_scope="module"),
 ]
 
