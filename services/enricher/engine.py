@@ -140,7 +140,9 @@ class Engine:
             trace = _observed_header(observed)
             if plan.full_resync:
                 result.resync = plan.full_resync
-                result.commit = await self._resync_locked(plan.full_resync, (), trace)
+                result.commit = await self._resync_locked(
+                    plan.full_resync, (), trace, index_reset=plan.index_reset
+                )
                 return result
             await self._execute(plan)
             result.commit = await self._commit(plan.dirty, plan.all_dirty, trace)
@@ -246,14 +248,19 @@ class Engine:
         return catalog.addr if catalog else ""
 
     async def _resync_locked(
-        self, reason: str, request_ids: Sequence[str], headers: Mapping[str, str]
+        self,
+        reason: str,
+        request_ids: Sequence[str],
+        headers: Mapping[str, str],
+        *,
+        index_reset: bool = False,
     ) -> CommitResult:
         started = time.perf_counter()
         with tracer().start_as_current_span(
             "nodeview.resync", attributes={"nodeview.resync.reason": reason[:200]}
         ):
             try:
-                result = await self._resync_reads(reason, request_ids, headers)
+                result = await self._resync_reads(reason, request_ids, headers, index_reset)
             except ResyncFailed:
                 metrics.RESYNCS.labels(_reason_label(reason), "failed").inc()
                 raise
@@ -275,7 +282,11 @@ class Engine:
         return result
 
     async def _resync_reads(
-        self, reason: str, request_ids: Sequence[str], headers: Mapping[str, str]
+        self,
+        reason: str,
+        request_ids: Sequence[str],
+        headers: Mapping[str, str],
+        index_reset: bool,
     ) -> CommitResult:
         old = self.state.inventory
         try:
@@ -329,7 +340,10 @@ class Engine:
         read[("services", None)] = services.index or 0
         if kv is not None and kv.index is not None:
             read[("key", self._settings.sites_key)] = kv.index
-        self.state.rebase(read)
+        if index_reset:
+            self.state.rebase(read)
+        else:
+            self.state.seen_index.update(read)
         self.pending_nodes.clear()
         self.resynced = True
         return await self._commit(set(), True, headers, resync_ids=tuple(request_ids))

@@ -37,10 +37,11 @@ class EnricherState:
     last_event_ltime: int = 0
 
     def rebase(self, read: Mapping[tuple[str, str | None], int]) -> None:
-        """Make a full resync's read indexes the baseline, forgetting earlier change indexes."""
-        # Otherwise, after a Consul index reset, every watched thing would in turn look like it
-        # went backwards (one resync each), and one the resync did not read would ignore its
-        # changes until its index passed the old value. User events keep their own order.
+        """After an index reset, make the resync's read indexes the baseline of every thing."""
+        # The old indexes mean nothing after a reset: kept, every other watched thing would in
+        # turn look like it went backwards (one resync each), and one the resync did not read
+        # would ignore its changes until its index passed the old value. User events keep
+        # their own order (Lamport times, not indexes).
         for key in [k for k in self.event_index if k[0] != "event"]:
             del self.event_index[key]
             self.event_source.pop(key, None)
@@ -58,6 +59,8 @@ class ReadPlan:
     service_names: set[str] = field(default_factory=set)
     full_resync: str | None = None
     """Why a full resync is needed, or ``None``."""
+    index_reset: bool = False
+    """A watched thing's index went backwards: the resync's reads become the new baseline."""
     dirty: set[str] = field(default_factory=set)
     all_dirty: bool = False
 
@@ -71,6 +74,7 @@ class ReadPlan:
         self.node_services |= other.node_services
         self.service_names |= other.service_names
         self.full_resync = self.full_resync or other.full_resync
+        self.index_reset |= other.index_reset
         self.dirty |= other.dirty
         self.all_dirty |= other.all_dirty
 
@@ -123,6 +127,7 @@ def apply_change(
     key = (change.watch_type, change.dedup_key)
     if skip == "backwards":
         plan.full_resync = plan.full_resync or f"{change.watch_type} index went backwards"
+        plan.index_reset = True
         state.event_index[key] = change.consul_index
         state.event_source[key] = change.source
         return skip

@@ -290,6 +290,7 @@ def test_after_a_resync_other_watched_things_are_not_taken_for_resets() -> None:
     outcome, plan = _apply(state, _change("nodes", 40, NODES))
     assert outcome == "backwards"
     assert plan.full_resync is not None
+    assert plan.index_reset
     state.rebase({("nodes", None): 42, ("services", None): 41})
     assert classify(state, _change("nodes", 40, NODES)) == "superseded"
     assert classify(state, _change("nodes", 43, NODES)) is None
