@@ -27,7 +27,7 @@ OUTAGE_BACKOFF_MIN_SECONDS = 0.5
 """First pause of reads after every server failed (refused, 5xx, 429); doubled while it lasts."""
 
 OUTAGE_BACKOFF_MAX_SECONDS = 5.0
-"""Longest pause of reads during an outage: one probe at most this often, so recovery is quick."""
+"""Longest pause of reads during an outage, so that recovery is noticed quickly."""
 
 BLOCKING_WAIT_MAX_SECONDS = 600.0
 """Consul caps ``wait`` at 10 minutes."""
@@ -149,6 +149,7 @@ class ConsulClient:
         self._sleep = sleep
         self._semaphore = asyncio.Semaphore(settings.consul_semaphore_limit)
         self._failed_until: dict[str, float] = {}
+        self._refused_until: dict[str, float] = {}
         self._outage_until = 0.0
         self._outage_backoff = 0.0
         headers = {"Accept": "application/json", "User-Agent": "nodeview"}
@@ -184,7 +185,9 @@ class ConsulClient:
     def _ordered_servers(self) -> list[str]:
         now = time.monotonic()
         healthy = [s for s in self._servers if self._failed_until.get(s, 0.0) <= now]
-        cooling = [s for s in self._servers if s not in healthy]
+        cooling = sorted(
+            (s for s in self._servers if s not in healthy), key=lambda s: self._failed_until[s]
+        )
         return healthy + cooling
 
     async def get(
@@ -209,14 +212,10 @@ class ConsulClient:
             query["index"] = str(index)
             query["wait"] = f"{int(wait_s * 1000)}ms"
             timeout = wait_s + wait_s / 16 + self._settings.consul_catalog_timeout
-        if not blocking and time.monotonic() < self._outage_until:
-            # Every server failed a moment ago: fail fast instead of hammering a Consul that is
-            # down; the caller keeps its last data and tries again later.
-            raise ConsulUnavailable(
-                f"every Consul server failed recently; {endpoint} not sent", endpoint=endpoint
-            )
+        self._check_outage(blocking, endpoint)
         attempts = self._settings.consul_max_retries + 1
         last: _ServerFailure | None = None
+        paused_by_us = False  # the call that pauses reads still makes its own retries
         for attempt in range(attempts):
             if attempt:
                 delay = self._settings.consul_retry_delay * (2 ** (attempt - 1))
@@ -225,7 +224,9 @@ class ConsulClient:
                     "consul.retry", {"attempt": attempt + 1, "delay_s": round(delay, 3)}
                 )
                 await self._sleep(delay)
-            for server in self._ordered_servers():
+            tried: set[str] = set()
+            while len(tried) < len(self._servers):
+                server = self._next_server(tried)
                 try:
                     if blocking:
                         response = await self._once(
@@ -233,10 +234,24 @@ class ConsulClient:
                         )
                     else:
                         async with self._semaphore:
+                            # Chosen once the slot is ours: servers that failed meanwhile go
+                            # last, and once every server failed, queued reads are not sent.
+                            if not paused_by_us:
+                                self._check_outage(blocking, endpoint)
+                            server = self._next_server(tried)
+                            tried.add(server)
                             response = await self._traced(server, path, endpoint, query, timeout)
                 except _ServerFailure as failure:
+                    tried.add(server)
                     last = failure
-                    self._failed_until[server] = time.monotonic() + SERVER_COOLDOWN_SECONDS
+                    now = time.monotonic()
+                    self._failed_until[server] = now + SERVER_COOLDOWN_SECONDS
+                    if not failure.timeout:
+                        self._refused_until[server] = now + SERVER_COOLDOWN_SECONDS
+                        if not blocking and all(
+                            self._refused_until.get(s, 0.0) > now for s in self._servers
+                        ):
+                            paused_by_us = self._open_outage(endpoint) or paused_by_us
                     label = server_label(server)
                     metrics.CONSUL_SERVER_FALLBACK.labels(label, failure.status).inc()
                     trace.get_current_span().add_event(
@@ -253,7 +268,9 @@ class ConsulClient:
                         },
                     )
                 else:
+                    self._refused_until.pop(server, None)
                     self._outage_backoff = 0.0
+                    self._outage_until = 0.0
                     return response
         assert last is not None
         if not blocking and not last.timeout:
@@ -263,11 +280,22 @@ class ConsulClient:
             f"every Consul server failed for {endpoint} (last: {last.status})", endpoint=endpoint
         )
 
-    def _open_outage(self, endpoint: str) -> None:
-        """Pause reads after every server failed; the pause doubles while the outage lasts."""
+    def _next_server(self, tried: set[str]) -> str:
+        """The first server not yet tried by this attempt, healthy ones before cooling ones."""
+        return next(s for s in self._ordered_servers() if s not in tried)
+
+    def _check_outage(self, blocking: bool, endpoint: str) -> None:
+        """Fail fast while reads are paused after every server failed (blocking queries go)."""
+        if not blocking and time.monotonic() < self._outage_until:
+            raise ConsulUnavailable(
+                f"every Consul server failed recently; {endpoint} not sent", endpoint=endpoint
+            )
+
+    def _open_outage(self, endpoint: str) -> bool:
+        """Pause reads after every server failed (doubling while it lasts); True if paused now."""
         now = time.monotonic()
         if now < self._outage_until:
-            return  # another read of the same moment already opened it
+            return False  # another read of the same moment already paused them
         self._outage_backoff = min(
             max(self._outage_backoff * 2, OUTAGE_BACKOFF_MIN_SECONDS), OUTAGE_BACKOFF_MAX_SECONDS
         )
@@ -280,6 +308,7 @@ class ConsulClient:
                 "pause_s": round(self._outage_backoff, 2),
             },
         )
+        return True
 
     async def _traced(
         self, server: str, path: str, endpoint: str, query: dict[str, str], request_timeout: float

@@ -150,3 +150,16 @@ async def test_a_timed_out_read_does_not_pause_the_others(double: ConsulDouble) 
         with pytest.raises(ConsulTimeout):
             await client.node_services(node)
         assert (await client.catalog_services()).data
+
+
+async def test_reads_queued_during_an_outage_are_not_sent(double: ConsulDouble) -> None:
+    """A fan-out of reads against a failing Consul sends only what was in flight when it opened."""
+    double.fail_requests(500)
+    settings = _settings(double, CONSUL_MAX_RETRIES="0", CONSUL_SEMAPHORE_LIMIT="2")
+    async with ConsulClient(settings) as client:
+        results = await asyncio.gather(
+            *(client.catalog_services() for _ in range(30)), return_exceptions=True
+        )
+    assert all(isinstance(r, ConsulUnavailable) for r in results)
+    # Two reads in flight per slot, plus the read that paused the rest finishing its own list.
+    assert double.counters.total(endpoint="/v1/catalog/services") <= 6
