@@ -6,6 +6,7 @@ from typing import Any
 
 from bench import plots
 from bench.goals import goals
+from bench.machine import STALL_THRESHOLD_SECONDS
 
 LATENCY_ROWS = (
     ("legacy_miss", "legacy, cache miss"),
@@ -44,7 +45,8 @@ def _stalls(stalls: dict[str, float] | None) -> str:
     if not stalls:
         return "-"
     return (
-        f"{stalls['stalls']:.0f} gaps > 20 ms in a {stalls['seconds']:.0f} s busy loop "
+        f"{stalls['stalls']:.0f} gaps > {STALL_THRESHOLD_SECONDS * 1000:.0f} ms in a "
+        f"{stalls['seconds']:.0f} s busy loop "
         f"({stalls['stalled_ms']:,.0f} ms lost, longest {stalls['max_ms']:,.0f} ms)"
     )
 

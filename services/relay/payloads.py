@@ -1,6 +1,7 @@
 """Validation of Consul watch payloads and their conversion into ``ConsulChange`` events."""
 
 import json
+import math
 from datetime import datetime
 from typing import Any
 
@@ -68,13 +69,23 @@ def decode_json(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise BadWatchPayload("the payload is not UTF-8") from exc
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except BadWatchPayload:
+        raise
     except json.JSONDecodeError as exc:
         raise BadWatchPayload(f"the payload is not JSON: {exc.msg} at {exc.pos}") from exc
     except ValueError as exc:
         raise BadWatchPayload(f"the payload is not JSON: {exc}") from exc
     except RecursionError as exc:
         raise BadWatchPayload("the payload nests too deeply") from exc
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as a float, refusing those too large to be finite (``1e999``)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadWatchPayload(f"the payload is not JSON Consul sends: {text[:40]} overflows")
+    return value
 
 
 def _refuse_constant(name: str) -> Any:

@@ -151,12 +151,14 @@ def test_decode_json_rejects_non_utf8(raw: bytes) -> None:
         b"[NaN]",
         b'{"Port": Infinity}',
         b"-Infinity",
+        b"[1e999]",
     ],
 )
 def test_decode_json_rejects_invalid_json(raw: bytes) -> None:
     """Text that is not one JSON document raises BadWatchPayload."""
-    with pytest.raises(BadWatchPayload, match="not JSON"):
+    with pytest.raises(BadWatchPayload, match="not JSON") as raised:
         decode_json(raw)
+    assert str(raised.value).count("not JSON") == 1
 
 
 @pytest.mark.parametrize("depth", [100_000, 1_000_000])
