@@ -44,7 +44,7 @@ HEADER_CONTENT_ENCODING = "Content-Encoding"
 HEADER_KV_OPERATION = "KV-Operation"
 HEADER_ROLLUP = "Nats-Rollup"
 HEADER_OBSERVED_AT = "Nodeview-Observed-At"
-"""Unix time (seconds, float) at which the Consul change behind a KV write was observed."""
+"""Unix time (seconds, float) at which the Consul change behind a message or KV write was seen."""
 HEADER_PAYLOAD_DIGEST = "Nodeview-Payload-Digest"
 """Digest of what nodeview reads from a change, telling a repeat of it from a new change that
 reuses its Consul index (after an index reset) when JetStream reports a duplicate id."""

@@ -216,6 +216,7 @@ async def publish_change(
             change.watch_type, change.dedup_key, change.consul_index
         ),
         subjects.HEADER_PAYLOAD_DIGEST: digest,
+        subjects.HEADER_OBSERVED_AT: f"{change.observed_at.timestamp():.6f}",
         **extra,
         **(headers or {}),
     }

@@ -8,7 +8,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import nats.errors
@@ -67,7 +67,16 @@ class Decoded:
     superseded: int = 0
     """Messages left undecoded because a newer one of the same watched thing is in the batch."""
     earliest: datetime | None = None
-    """When the oldest of those reached the stream (freshness counts from the oldest change)."""
+    """When the relay saw the oldest of those (freshness counts from the oldest change)."""
+
+
+def observed_at(msg: Msg) -> datetime | None:
+    """When the relay saw the change of a message (its ``Nodeview-Observed-At`` header)."""
+    raw = (msg.headers or {}).get(subjects.HEADER_OBSERVED_AT)
+    try:
+        return datetime.fromtimestamp(float(raw), UTC) if raw else None
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def superseded_in_batch(msgs: Sequence[Msg]) -> set[int]:
@@ -309,8 +318,8 @@ class Enricher:
                 # Its state is replaced by a newer message of this batch: no need to decode it.
                 to_ack.append(msg)
                 decoded.superseded += 1
-                stored = meta.timestamp
-                decoded.earliest = min(decoded.earliest or stored, stored)
+                seen = observed_at(msg) or meta.timestamp
+                decoded.earliest = min(decoded.earliest or seen, seen)
                 continue
             try:
                 item = decode_message(msg)
@@ -347,6 +356,7 @@ class Enricher:
                 "event": "enrich.batch",
                 "messages": len(msgs),
                 "changes": len(decoded.changes),
+                "superseded": decoded.superseded,
                 "resyncs": len(decoded.resyncs),
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             },

@@ -1,5 +1,6 @@
 """Which messages of a fetched batch the enricher can leave undecoded, and the id they carry."""
 
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from hypothesis import given
@@ -7,7 +8,7 @@ from hypothesis import strategies as st
 from nats.aio.msg import Msg
 
 from contracts import subjects
-from services.enricher.app import superseded_in_batch
+from services.enricher.app import observed_at, superseded_in_batch
 
 
 def _msg(watch_type: str, key: str | None, index: int, digest: str | None = None) -> Msg:
@@ -69,3 +70,14 @@ def test_a_republished_change_with_a_digest_groups_with_its_watched_thing() -> N
     """A change re-published after an index reset (id with digest) supersedes older ones."""
     batch = [_msg("nodes", None, 9), _msg("nodes", None, 9, "0123456789abcdef")]
     assert superseded_in_batch(batch) == {0}
+
+
+def test_observed_at_reads_the_relays_header_and_ignores_garbage() -> None:
+    """The relay's observation time comes back as UTC; a missing or bad header gives None."""
+    msg = _msg("nodes", None, 1)
+    assert observed_at(msg) is None
+    assert msg.headers is not None
+    msg.headers[subjects.HEADER_OBSERVED_AT] = "1700000000.250000"
+    assert observed_at(msg) == datetime(2023, 11, 14, 22, 13, 20, 250000, tzinfo=UTC)
+    msg.headers[subjects.HEADER_OBSERVED_AT] = "soon"
+    assert observed_at(msg) is None
