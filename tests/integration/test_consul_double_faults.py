@@ -292,7 +292,7 @@ async def test_client_giving_up_leaves_no_request_in_flight(double: ConsulDouble
     url = f"{double.urls[0]}/v1/catalog/nodes"
     async with httpx.AsyncClient(timeout=10) as client:
         index = (await client.get(url)).headers["X-Consul-Index"]
-    async with httpx.AsyncClient(timeout=0.3) as impatient:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(0.3, connect=10)) as impatient:
         with pytest.raises(httpx.ReadTimeout):
             await impatient.get(url, params={"index": index, "wait": "60s"})
     deadline = asyncio.get_running_loop().time() + 20

@@ -102,6 +102,7 @@ async def test_poison_messages_are_dead_lettered_and_the_consumer_keeps_going(
 
         async def dead_lettered() -> list[str]:
             info = await js.stream_info("NODEVIEW_DLQ")
+            assert info.state.messages >= len(poison), info.state
             found = []
             for seq in range(info.state.first_seq, info.state.last_seq + 1):
                 msg = await js.get_msg("NODEVIEW_DLQ", seq)
