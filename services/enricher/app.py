@@ -28,7 +28,7 @@ from services import bus, metrics
 from services.consul import ConsulClient
 from services.enricher.engine import Engine, EngineSettings, ResyncFailed
 from services.enricher.leader import Leadership, LeadershipLost
-from services.enricher.planner import classify
+from services.enricher.planner import classify, newest_of_each
 from services.enricher.settings import EnricherSettings
 from services.enricher.store import KvViewStore
 from services.health import add_health_routes, make_server
@@ -81,26 +81,17 @@ def observed_at(msg: Msg) -> datetime | None:
 
 def superseded_in_batch(msgs: Sequence[Msg]) -> set[int]:
     """Positions of change messages that a later one of the same ``(type, key)`` supersedes."""
-    newest: dict[tuple[str, str | None], tuple[int, int]] = {}
-    groups: dict[int, tuple[str, str | None]] = {}
-    for position, msg in enumerate(msgs):
+    things: list[tuple[str, str | None, int] | None] = []
+    for msg in msgs:
         headers = msg.headers or {}
-        identity = subjects.parse_msg_id(
+        thing = subjects.parse_msg_id(
             headers.get(subjects.HEADER_MSG_ID, ""), headers.get(subjects.HEADER_PAYLOAD_DIGEST)
         )
-        if (
-            identity is None
-            or identity[0] == "event"
-            or not msg.subject.startswith(subjects.SUBJECT_CONSUL_PREFIX + ".")
-        ):
-            continue
-        group, index = identity[:2], identity[2]
-        groups[position] = group
-        current = newest.get(group)
-        if current is None or index >= current[0]:
-            # Same rule as ``planner.coalesce``: the highest index wins, the later on a tie.
-            newest[group] = (index, position)
-    return {position for position, group in groups.items() if newest[group][1] != position}
+        is_change = msg.subject.startswith(subjects.SUBJECT_CONSUL_PREFIX + ".")
+        # User events are all decoded: each may carry a resync request of its own.
+        things.append(thing if is_change and thing and thing[0] != "event" else None)
+    candidates = {position for position, thing in enumerate(things) if thing is not None}
+    return candidates - set(newest_of_each(things))
 
 
 def decode_message(msg: Msg) -> ConsulChange | ResyncRequested:
@@ -286,13 +277,14 @@ class Enricher:
             return msgs
         try:
             msgs += await sub.fetch(rest, timeout=self.settings.enricher_batch_wait)
-        except (nats.errors.Error, TimeoutError) as exc:
+        except (nats.errors.TimeoutError, TimeoutError):
+            pass  # nothing more was ready
+        except nats.errors.Error as exc:
             # Handle what was fetched; a lasting failure shows again on the next first fetch.
-            if not isinstance(exc, nats.errors.TimeoutError | TimeoutError):
-                log.warning(
-                    "fetching the rest of a batch failed",
-                    extra={"event": "enrich.fetch_failed", "reason": str(exc)},
-                )
+            log.warning(
+                "fetching the rest of a batch failed",
+                extra={"event": "enrich.fetch_failed", "reason": str(exc)},
+            )
         return msgs
 
     async def _handle_batch(self, msgs: list[Msg]) -> None:

@@ -114,7 +114,8 @@ class Engine:
         async with self._lock:
             result = BatchResult()
             plan = ReadPlan()
-            for change in coalesce(changes):
+            kept = coalesce(changes)
+            for change in kept:
                 step = ReadPlan()
                 outcome = apply_change(self.state, change, self._plan_settings, step)
                 plan.merge(step)
@@ -129,7 +130,7 @@ class Engine:
                             "consul_index": change.consul_index,
                         },
                     )
-            duplicates = len(changes) - len(coalesce(changes))
+            duplicates = len(changes) - len(kept)
             if duplicates:
                 result.outcomes["coalesced"] += duplicates
                 metrics.EVENTS.labels("batch", "coalesced").inc(duplicates)

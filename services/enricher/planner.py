@@ -87,19 +87,25 @@ class Settings:
     resync_event: str
 
 
+def newest_of_each(things: Sequence[tuple[str, str | None, int] | None]) -> list[int]:
+    """Positions of the newest ``(type, key, index)`` of each watched thing, first seen first."""
+    # Newest: the highest index, the later on a tie; for user events the later one.
+    # ``None`` marks an entry that is no watched thing: it is never among the positions.
+    newest: dict[tuple[str, str | None], tuple[int, int]] = {}
+    for position, thing in enumerate(things):
+        if thing is None:
+            continue
+        watch_type, key, index = thing
+        current = newest.get((watch_type, key))
+        if current is None or watch_type == "event" or index >= current[0]:
+            newest[(watch_type, key)] = (index, position)
+    return [position for _, position in newest.values()]
+
+
 def coalesce(changes: Sequence[ConsulChange]) -> list[ConsulChange]:
     """Keep only the newest change of each watched thing, in a stable processing order."""
-    newest: dict[tuple[str, str | None], ConsulChange] = {}
-    for change in changes:
-        key = (change.watch_type, change.dedup_key)
-        current = newest.get(key)
-        if (
-            current is None
-            or change.watch_type == "event"
-            or change.consul_index >= current.consul_index
-        ):
-            newest[key] = change
-    return sorted(newest.values(), key=lambda c: _TYPE_ORDER.get(c.watch_type, 9))
+    kept = newest_of_each([(c.watch_type, c.dedup_key, c.consul_index) for c in changes])
+    return sorted((changes[p] for p in kept), key=lambda c: _TYPE_ORDER.get(c.watch_type, 9))
 
 
 def classify(state: EnricherState, change: ConsulChange) -> Outcome | None:
