@@ -226,9 +226,9 @@ class ConsulClient:
                 await self._sleep(delay)
             tried: set[str] = set()
             while len(tried) < len(self._servers):
-                server = self._next_server(tried)
                 try:
                     if blocking:
+                        server = self._next_server(tried)
                         response = await self._once(
                             server, path, endpoint, query, timeout, blocking
                         )
@@ -239,10 +239,8 @@ class ConsulClient:
                             if not paused_by_us:
                                 self._check_outage(blocking, endpoint)
                             server = self._next_server(tried)
-                            tried.add(server)
                             response = await self._traced(server, path, endpoint, query, timeout)
                 except _ServerFailure as failure:
-                    tried.add(server)
                     last = failure
                     now = time.monotonic()
                     self._failed_until[server] = now + SERVER_COOLDOWN_SECONDS
@@ -281,8 +279,10 @@ class ConsulClient:
         )
 
     def _next_server(self, tried: set[str]) -> str:
-        """The first server not yet tried by this attempt, healthy ones before cooling ones."""
-        return next(s for s in self._ordered_servers() if s not in tried)
+        """Take the first server not yet tried by this attempt, healthy ones before cooling ones."""
+        server = next(s for s in self._ordered_servers() if s not in tried)
+        tried.add(server)
+        return server
 
     def _check_outage(self, blocking: bool, endpoint: str) -> None:
         """Fail fast while reads are paused after every server failed (blocking queries go)."""
