@@ -19,6 +19,12 @@ T = TypeVar("T")
 HOST = "127.0.0.1"
 UNMAPPED = "Nao mapeado"
 
+LOCK_TTL_SECONDS = 10
+"""The enricher lock TTL of every test stack (the README's default): one policy for all suites.
+
+Shorter TTLs expire under CPU starvation on a busy 2-core machine and turn into spurious takeovers.
+"""
+
 
 class NotYet(AssertionError):
     """The condition an ``eventually`` call waits for does not hold yet."""
@@ -71,7 +77,7 @@ class Stack:
             "RELAY_TOKEN": self.relay_token,
             "API_ADMIN_TOKEN": self.admin_token,
             "CONSUL_RETRY_DELAY": "0.05",
-            "ENRICHER_LOCK_TTL": "6",
+            "ENRICHER_LOCK_TTL": str(LOCK_TTL_SECONDS),
             "ENRICHER_HEARTBEAT_INTERVAL": "1",
             "ENRICHER_RETRY_INTERVAL": "1",
             "ENRICHER_ACK_WAIT": "5",

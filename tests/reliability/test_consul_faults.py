@@ -12,7 +12,6 @@ import pytest_asyncio
 from tests.e2e.stack import Stack, eventually
 from tests.reliability.churn import burst
 from tests.reliability.support import (
-    STEADY_ENV,
     assert_nothing_lost,
     converge,
     measure_requests,
@@ -48,7 +47,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         tmp_path_factory.mktemp("consul-faults"),
         nodes=60,
         services=5,
-        extra_env={**STEADY_ENV, "CONSUL_CATALOG_TIMEOUT": "3", "RELAY_ERROR_BACKOFF_MAX": "5"},
+        extra_env={"CONSUL_CATALOG_TIMEOUT": "3", "RELAY_ERROR_BACKOFF_MAX": "5"},
     )
     await running.start()
     try:

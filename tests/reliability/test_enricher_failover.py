@@ -10,7 +10,6 @@ import pytest
 from tests.e2e.stack import Stack, eventually
 from tests.reliability.churn import burst
 from tests.reliability.support import (
-    STEADY_ENV,
     assert_nothing_lost,
     converge,
     report,
@@ -44,7 +43,6 @@ async def test_active_enricher_killed_mid_resync_the_standby_takes_over(tmp_path
         enrichers=2,
         apis=1,
         extra_env={
-            **STEADY_ENV,
             "API_FLUSH_WAIT_TIMEOUT": "120",
             "CONSUL_SEMAPHORE_LIMIT": "2",
         },

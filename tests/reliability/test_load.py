@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.e2e.stack import Stack, eventually
-from tests.reliability.support import STEADY_ENV, converge, report, supervised
+from tests.reliability.support import converge, report, supervised
 
 pytestmark = [pytest.mark.reliability]
 
@@ -92,7 +92,7 @@ async def _poll(
 @pytest.mark.timeout(300 + 2 * LOAD_SECONDS)
 async def test_clients_and_event_streams_under_a_steady_flow_of_changes(tmp_path: Path) -> None:
     """Zero errors for 32 pollers, and every SSE client gets every new node, in join order."""
-    stack = Stack(tmp_path, nodes=50, services=4, apis=2, extra_env=STEADY_ENV)
+    stack = Stack(tmp_path, nodes=50, services=4, apis=2)
     await stack.start()
     try:
         async with supervised(stack):
