@@ -6,14 +6,13 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, Route, expect
 
-from tests.browser.support import API, CHROMIUM, SKIP_REASON, Dashboard
+from tests.browser.support import API, Dashboard
 from tests.e2e.stack import Stack, eventually
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.asyncio(loop_scope="module"),
     pytest.mark.timeout(240),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=SKIP_REASON),
 ]
 
 UI_TIMEOUT_MS = 60_000
