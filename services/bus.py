@@ -40,8 +40,9 @@ class MessageTooLarge(BusError):
 
 def redact_url(url: str) -> str:
     """Drop ``user:password@`` from URLs (comma-separated too) before they are shown."""
+    # The last "@" ends the userinfo: a password may hold "@" itself.
     return ",".join(
-        part.split("://", 1)[0] + "://" + part.split("@", 1)[1]
+        part.split("://", 1)[0] + "://" + part.rpartition("@")[2]
         if "@" in part and "://" in part
         else part
         for part in url.split(",")

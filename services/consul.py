@@ -111,9 +111,8 @@ class _ServerFailure(Exception):
 
 
 def server_label(url: str) -> str:
-    """Return ``host:port`` of a server URL, used in metrics and the API's server fields."""
-    parts = urlsplit(url)
-    return parts.netloc or url
+    """Return ``host:port`` of a server URL (never its ``user:password@``), shown everywhere."""
+    return urlsplit(url).netloc.rpartition("@")[2] or url
 
 
 def _parse_int(value: str | None) -> int | None:

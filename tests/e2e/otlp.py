@@ -34,6 +34,8 @@ class OtlpReceiver:
 
     port: int = field(default_factory=free_port)
     spans: list[ReceivedSpan] = field(default_factory=list)
+    exports: list[bytes] = field(default_factory=list)
+    """Every export request as received (decompressed), to search for what must not leak."""
     server: EmbeddedServer | None = None
     task: "asyncio.Task[None] | None" = None
 
@@ -51,6 +53,7 @@ class OtlpReceiver:
             body = await request.body()
             if request.headers.get("content-encoding") == "gzip":
                 body = gzip.decompress(body)
+            self.exports.append(body)
             message = ExportTraceServiceRequest()
             message.ParseFromString(body)
             for resource_spans in message.resource_spans:

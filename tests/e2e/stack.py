@@ -103,13 +103,22 @@ class Stack:
 
     async def start(self) -> "Stack":
         """Start NATS, the double, the relay (watcher), the enrichers and the API replicas."""
-        self.nats = NatsServer(self.tmp / "jetstream", log_file=self.tmp / "nats.log").start()
+        await self.start_parts()
+        return await self.start_processes()
+
+    async def start_parts(self, nats: NatsServer | None = None) -> None:
+        """Start NATS (``nats``: one the caller configured) and the Consul double only."""
+        server = nats or NatsServer(self.tmp / "jetstream", log_file=self.tmp / "nats.log")
+        self.nats = server.start()
         self.double = ConsulDouble(
             servers=2,
             acl_token=self.acl_token,
             inventory=generate_inventory(nodes=self.nodes, services=self.services, sites=3, seed=3),
         )
         await self.double.start()
+
+    async def start_processes(self) -> "Stack":
+        """Start the relay (watcher), the enrichers and the API replicas, and wait until ready."""
         self.add("relay", ["relay", "watch"], "RELAY_PORT")
         for i in range(self.enrichers):
             self.add(

@@ -17,7 +17,6 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 
-from devstack.consul_double import ConsulDouble, generate_inventory
 from devstack.nats import NatsServer, free_port
 from devstack.processes import ServiceProcess, nodeview_command
 from tests.e2e.stack import HOST, Stack, eventually
@@ -215,21 +214,8 @@ def log_text(stack: Stack) -> str:
 
 async def start_with_nats(stack: Stack, server: NatsServer) -> Stack:
     """Start a stack on a nats-server the caller configured (auth), as ``Stack.start`` does."""
-    stack.nats = server.start()
-    stack.double = ConsulDouble(
-        servers=2,
-        acl_token=stack.acl_token,
-        inventory=generate_inventory(nodes=stack.nodes, services=stack.services, sites=3, seed=3),
-    )
-    await stack.double.start()
-    stack.add("relay", ["relay", "watch"], "RELAY_PORT")
-    for i in range(stack.enrichers):
-        stack.add(f"enricher-{i + 1}", ["enricher"], "ENRICHER_PORT", {"ENRICHER_ID": f"e{i + 1}"})
-    for i in range(stack.apis):
-        stack.add(f"api-{i + 1}", ["api"], "API_PORT")
-    for process in stack.processes.values():
-        await asyncio.to_thread(process.wait_ready)
-    return stack
+    await stack.start_parts(server)
+    return await stack.start_processes()
 
 
 def tmp_file(directory: Path, name: str, text: str) -> Path:

@@ -16,6 +16,7 @@ import pytest_asyncio
 
 from devstack.nats import NatsServer
 from devstack.processes import nodeview_command
+from tests.e2e.otlp import OtlpReceiver
 from tests.e2e.stack import Stack, eventually
 from tests.reliability.support import (
     add_process,
@@ -384,3 +385,40 @@ async def test_script_handler_without_nats_credentials_exits_1(tmp_path: Path) -
         assert b"cannot publish" in denied.stderr
     finally:
         server.stop()
+
+
+@pytest.mark.timeout(180)
+async def test_consul_url_userinfo_never_leaks(tmp_path: Path) -> None:
+    """``user:password@`` in CONSUL_SERVERS shows in no log, metric, span or API body."""
+    password = "pw-" + secrets.token_urlsafe(12)
+    receiver = OtlpReceiver()
+    await receiver.start()
+    stack = Stack(tmp_path, nodes=10, services=2, apis=1)
+    try:
+        stack.extra_env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+        await stack.start_parts()
+        servers = ",".join(u.replace("://", f"://nodeview:{password}@") for u in stack.consul.urls)
+        stack.extra_env["CONSUL_SERVERS"] = servers
+        await stack.start_processes()
+        await converge(stack, ("api-1",))
+        stack.consul.state.join_node("userinfo-node", "127.122.0.1")
+        await converge(stack, ("api-1",))
+        await eventually(lambda: _spans_from(receiver, "nodeview-enricher"), within=30)
+        body = (await stack.http.get(stack.url("api-1") + "/api/v1/nodes")).json()
+        assert body["main_server"] == stack.consul.urls[0].removeprefix("http://")
+        seen = [log_text(stack), str(body)]
+        for name in stack.processes:
+            seen.append((await stack.http.get(stack.url(name) + "/metrics")).text)
+        seen.extend(export.decode(errors="replace") for export in receiver.exports)
+        for text in seen:
+            assert password not in text
+    finally:
+        await stack.stop()
+        await receiver.stop()
+
+
+async def _spans_from(receiver: OtlpReceiver, service: str) -> None:
+    assert any(span.service == service for span in receiver.spans)
