@@ -17,6 +17,23 @@ from services.enricher.inventory import (
 
 log = logging.getLogger("nodeview.enricher")
 
+PUBLIC_REASONS = {
+    "timeout": "Consul did not answer in time",
+    "unavailable": "no Consul server gave an answer",
+    "acl_denied": "Consul refused the ACL token",
+    "not_found": "Consul did not find it",
+    "http_4xx": "Consul refused the read",
+    "bad_response": "Consul's answer was not JSON",
+    "bad_payload": "Consul's answer did not have the documented shape",
+}
+"""What a view's public ``error`` says per error type; Consul's own text (ACL accessor ids,
+server addresses) goes to the logs only."""
+
+
+def public_reason(kind: str) -> str:
+    """The reason of a failed read as served publicly: its type and a fixed description."""
+    return f"{kind}: {PUBLIC_REASONS.get(kind, 'the read failed')}"
+
 
 @dataclass(frozen=True)
 class NodeRead:
@@ -66,7 +83,7 @@ async def read_node_services(consul: ConsulClient, node: str, addr: str) -> Node
                 "error_type": kind,
             },
         )
-        return NodeRead(node=node, services=None, error_type=kind, reason=f"{kind}: {exc}")
+        return NodeRead(node=node, services=None, error_type=kind, reason=public_reason(kind))
     finally:
         metrics.CONSUL_NODE_ENRICH_DURATION.observe(time.perf_counter() - started)
     return NodeRead(node=node, services=services, index=response.index)
@@ -88,7 +105,9 @@ async def read_service(consul: ConsulClient, name: str) -> ServiceRead:
                 "error_type": kind,
             },
         )
-        return ServiceRead(name=name, instances=None, error_type=kind, reason=f"{kind}: {exc}")
+        return ServiceRead(
+            name=name, instances=None, error_type=kind, reason=public_reason(kind)
+        )
     return ServiceRead(name=name, instances=instances, index=response.index)
 
 

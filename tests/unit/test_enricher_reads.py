@@ -21,7 +21,7 @@ from services.consul import (
     error_type,
 )
 from services.enricher.inventory import services_count
-from services.enricher.reads import read_node_services
+from services.enricher.reads import read_node_services, read_service
 
 SERVER_A = "http://127.0.0.1:1"
 SERVER_B = "http://127.0.0.2:2"
@@ -526,3 +526,22 @@ async def test_kv_get_returns_the_single_entry() -> None:
 def test_error_type_labels_are_bounded(exc: BaseException, label: str) -> None:
     """Each Consul error maps to one short metric label."""
     assert error_type(exc) == label
+
+
+async def test_consul_error_text_stays_in_the_logs_not_in_the_public_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 403's text (token accessor id) is logged; the view's reason holds only its class."""
+    denial = "Permission denied: token with AccessorID 'a1b2-secret-accessor' lacks node:read"
+    fake = FakeConsul(a=status(403, denial), b=status(403, denial))
+    async with _client(fake) as consul:
+        with caplog.at_level("WARNING", logger="nodeview.enricher"):
+            node = await read_node_services(consul, "prom-acl-01", "127.10.0.12")
+            service = await read_service(consul, "node_exporter")
+    for reason in (node.reason, service.reason):
+        assert reason is not None
+        assert reason.startswith("acl_denied: ")
+        assert "a1b2-secret-accessor" not in reason
+    logged = [getattr(record, "reason", "") for record in caplog.records]
+    assert len(logged) == 2
+    assert all("a1b2-secret-accessor" in reason for reason in logged)
