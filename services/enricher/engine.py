@@ -96,6 +96,8 @@ class Engine:
         self.meta = ViewMeta(generation=0, synced_at=utc_now())
         self.pending_nodes: set[str] = set()
         self.pending_services: set[str] = set()
+        self.pending_members = False
+        """The last members read failed: statuses may be stale until a retry succeeds."""
         self.unwritten: set[str] = set()
         self.resynced = False
         self._lock = asyncio.Lock()
@@ -162,10 +164,12 @@ class Engine:
     async def retry_pending(self) -> CommitResult | None:
         """Read again the nodes and services whose last read failed."""
         async with self._lock:
-            if not (self.pending_nodes or self.pending_services):
+            if not (self.pending_nodes or self.pending_services or self.pending_members):
                 return None
             plan = ReadPlan(
-                node_services=set(self.pending_nodes), service_names=set(self.pending_services)
+                members=self.pending_members,
+                node_services=set(self.pending_nodes),
+                service_names=set(self.pending_services),
             )
             self.pending_nodes.clear()
             self.pending_services.clear()
@@ -226,10 +230,12 @@ class Engine:
             members = await self._members_or_none()
         except (ConsulError, BadConsulPayload) as exc:
             log.warning(
-                "members read failed; statuses kept",
+                "members read failed; statuses kept until a retry succeeds",
                 extra={"event": "enrich.members_failed", "reason": str(exc)},
             )
+            self.pending_members = True
             return
+        self.pending_members = False
         if members is None:
             # Status now comes from serfHealth: every view may change.
             inv.members = None
@@ -346,6 +352,7 @@ class Engine:
         else:
             self.state.seen_index.update(read)
         self.pending_nodes.clear()
+        self.pending_members = False
         self.resynced = True
         return await self._commit(set(), True, headers, resync_ids=tuple(request_ids))
 

@@ -1,14 +1,16 @@
 """The enricher engine against the Consul double and a view store that fails on demand."""
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 import nats.errors
 import pytest
 
+from contracts.events import ConsulChange
 from contracts.views import Heartbeat, NodeView, ViewMeta
 from devstack.consul_double import ConsulDouble, generate_inventory
 from services.config import ConsulSettings
-from services.consul import ConsulClient
+from services.consul import ConsulClient, ConsulError
 from services.enricher.engine import Engine, EngineSettings
 
 pytestmark = pytest.mark.timeout(60)
@@ -85,3 +87,42 @@ async def test_failed_writes_stay_unwritten_and_go_out_with_the_next_commit(
     assert set(store.views) == set(double.state.nodes)
     assert not engine.unwritten
     assert store.meta is not None
+
+
+async def test_a_failed_members_read_is_retried_until_statuses_are_known(
+    consul: tuple[ConsulDouble, ConsulClient],
+) -> None:
+    """A join whose members read failed gets its Serf status from the retry, not a later change."""
+    double, client = consul
+    store = FlakyStore()
+    engine = _engine(client, store)
+    await engine.resync("start")
+    double.state.join_node("late-member", "127.72.0.1")
+    nodes = await client.catalog_nodes()
+    double.fail_requests(500)
+    change = ConsulChange(
+        watch_type="nodes", consul_index=nodes.index or 0, source="watcher", payload=nodes.data
+    )
+    await engine.handle([change])
+    assert engine.pending_members
+    assert store.views["late-member"].status == "unknown"
+    double.clear_faults()
+    await client_recovered(client)
+    await engine.retry_pending()
+    assert not engine.pending_members
+    assert store.views["late-member"].status == "alive"
+    double.state.fail_node("late-member")
+    await engine.retry_pending()
+    assert store.views["late-member"].status == "alive", "no read is retried once one succeeded"
+
+
+async def client_recovered(client: ConsulClient) -> None:
+    """Wait until the client's pause after an outage is over (a read succeeds)."""
+    for _ in range(200):
+        try:
+            await client.members()
+        except ConsulError:
+            await asyncio.sleep(0.05)
+        else:
+            return
+    raise AssertionError("Consul client never recovered")
