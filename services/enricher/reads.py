@@ -105,9 +105,7 @@ async def read_service(consul: ConsulClient, name: str) -> ServiceRead:
                 "error_type": kind,
             },
         )
-        return ServiceRead(
-            name=name, instances=None, error_type=kind, reason=public_reason(kind)
-        )
+        return ServiceRead(name=name, instances=None, error_type=kind, reason=public_reason(kind))
     return ServiceRead(name=name, instances=instances, index=response.index)
 
 
