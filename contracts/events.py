@@ -74,6 +74,8 @@ class ConsulChange(BaseModel):
     observed_at: datetime = Field(default_factory=utc_now)
     payload: Any
     """The JSON exactly as Consul returned it (or handed it to a watch handler)."""
+    filtered_by_acls: bool = False
+    """Consul said its ACLs left items out of ``payload``: missing items are not gone."""
 
     @property
     def dedup_key(self) -> str | None:

@@ -29,6 +29,9 @@ OUTAGE_BACKOFF_MIN_SECONDS = 0.5
 OUTAGE_BACKOFF_MAX_SECONDS = 5.0
 """Longest pause of reads during an outage, so that recovery is noticed quickly."""
 
+FILTERED_BY_ACLS_HEADER = "X-Consul-Results-Filtered-By-ACLs"
+"""Set to ``true`` by Consul when the token's ACLs removed items from a list answer."""
+
 BLOCKING_WAIT_MAX_SECONDS = 600.0
 """Consul caps ``wait`` at 10 minutes."""
 
@@ -99,6 +102,8 @@ class ConsulResponse:
     known_leader: bool | None
     last_contact_ms: int | None
     server: str
+    filtered_by_acls: bool = False
+    """Consul left out items the token may not read (``X-Consul-Results-Filtered-By-ACLs``)."""
 
 
 class _ServerFailure(Exception):
@@ -401,6 +406,7 @@ class ConsulClient:
             known_leader=None if leader is None else leader == "true",
             last_contact_ms=_parse_int(response.headers.get("X-Consul-LastContact")),
             server=label,
+            filtered_by_acls=response.headers.get(FILTERED_BY_ACLS_HEADER, "").lower() == "true",
         )
 
     async def members(self) -> ConsulResponse:

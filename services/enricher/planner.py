@@ -8,6 +8,7 @@ from contracts.events import ConsulChange
 from services.enricher.inventory import (
     BadConsulPayload,
     Inventory,
+    health_status,
     parse_catalog_nodes,
     parse_health_service,
     parse_members,
@@ -17,7 +18,15 @@ from services.enricher.inventory import (
 )
 from services.enricher.sites import BadSitesDocument, SitesMap, decode_kv_value, parse_sites
 
-Outcome = Literal["applied", "duplicate", "superseded", "backwards", "ignored", "bad_payload"]
+Outcome = Literal[
+    "applied", "duplicate", "superseded", "backwards", "ignored", "bad_payload", "refused"
+]
+"""``refused``: an answer that would empty a list nodeview holds (an ACL token that lost its
+rights answers 200 with nothing): never applied, shown as degraded until a sound answer comes."""
+
+NOT_RECORDED: frozenset[Outcome] = frozenset({"bad_payload", "ignored", "refused"})
+"""Outcomes whose index is not recorded: a good copy of the same change from another source
+must still apply, and things nodeview does not watch leave no state behind."""
 
 _TYPE_ORDER = {"members": 0, "nodes": 1, "checks": 2, "services": 3, "service": 4, "key": 5}
 
@@ -49,6 +58,21 @@ class EnricherState:
             del self.seen_index[key]
         self.seen_index.update(read)
 
+    def settle(self, read: Mapping[tuple[str, str | None], int]) -> None:
+        """After a full resync, make its read indexes the truth for what it read.
+
+        An index above what Consul itself answered can only come from a bogus or pre-reset
+        event: kept, it would mark every later real change as superseded. Things the resync did
+        not read start afresh, which also bounds what posted ``?key=``/``?service=`` leave here.
+        """
+        for key in [k for k in self.event_index if k[0] != "event"]:
+            if key not in read or self.event_index[key] > read[key]:
+                del self.event_index[key]
+                self.event_source.pop(key, None)
+        for key in [k for k in self.seen_index if k[0] != "event" and k not in read]:
+            del self.seen_index[key]
+        self.seen_index.update(read)
+
 
 @dataclass
 class ReadPlan:
@@ -63,6 +87,10 @@ class ReadPlan:
     """A watched thing's index went backwards: the resync's reads become the new baseline."""
     dirty: set[str] = field(default_factory=set)
     all_dirty: bool = False
+    degraded: dict[str, str] = field(default_factory=dict)
+    """Items (``nodes list``, ``services list``, …) the batch showed to be unsure → why."""
+    sound: set[str] = field(default_factory=set)
+    """Items the batch showed to be sound again."""
 
     def needs_reads(self) -> bool:
         """Tell whether any Consul read is planned."""
@@ -77,6 +105,10 @@ class ReadPlan:
         self.index_reset |= other.index_reset
         self.dirty |= other.dirty
         self.all_dirty |= other.all_dirty
+        self.sound = (self.sound - other.degraded.keys()) | other.sound
+        for item in other.sound:
+            self.degraded.pop(item, None)
+        self.degraded.update(other.degraded)
 
 
 @dataclass(frozen=True)
@@ -143,6 +175,8 @@ def apply_change(
         outcome = _apply(state, change, settings, plan)
     except (BadConsulPayload, BadSitesDocument):
         outcome = "bad_payload"
+    if outcome in NOT_RECORDED:
+        return outcome
     state.event_index[key] = change.consul_index
     state.event_source[key] = change.source
     state.seen_index[key] = change.consul_index
@@ -162,6 +196,11 @@ def _apply(
         case "nodes":
             new = parse_catalog_nodes(payload)
             old = inv.catalog
+            if _refused(change, bool(new), bool(old), "nodes list", plan):
+                return "refused"
+            if change.filtered_by_acls:
+                # Nodes the token may not read are left out, not gone: keep them.
+                new = {**{n: c for n, c in old.items() if n not in new}, **new}
             added = new.keys() - old.keys()
             removed = old.keys() - new.keys()
             moved = {n for n in new.keys() & old.keys() if new[n] != old[n]}
@@ -175,18 +214,28 @@ def _apply(
             plan.dirty |= added | removed | moved
         case "checks":
             health = parse_serf_health(payload)
+            if _refused(change, bool(health), bool(inv.serf_health), "checks list", plan):
+                return "refused"
+            if change.filtered_by_acls:
+                health = {**inv.serf_health, **health}
             changed = {
                 n
                 for n in health.keys() | inv.serf_health.keys()
                 if health.get(n) != inv.serf_health.get(n)
             }
             inv.serf_health = health
-            if changed and inv.members is not None:
+            # Members are read live, so they may be newer than the last checks answer: a node
+            # that failed and recovered between two answers shows no serfHealth change, yet the
+            # members read in between saw it failed. Any disagreement is read again.
+            disagree = _members_disagreeing(inv, health)
+            if (changed or disagree) and inv.members is not None:
                 plan.members = True
-            plan.dirty |= changed
+            plan.dirty |= changed | disagree
         case "members":
             members = parse_members(payload)
             old_members = inv.members or {}
+            if _refused(change, bool(members), bool(old_members), "members", plan):
+                return "refused"
             plan.dirty |= {
                 n
                 for n in members.keys() | old_members.keys()
@@ -196,6 +245,10 @@ def _apply(
         case "services":
             tags = parse_service_tags(payload)
             old_tags = inv.service_tags
+            if _refused(change, bool(tags), bool(old_tags), "services list", plan):
+                return "refused"
+            if change.filtered_by_acls:
+                tags = {**old_tags, **tags}
             for name in old_tags.keys() - tags.keys():
                 plan.dirty |= replace_service(inv.services, name, {})
             changed_names = {n for n in tags if tags.get(n) != old_tags.get(n)}
@@ -218,6 +271,41 @@ def _apply(
         case "event":
             return _apply_events(state, payload, settings, plan)
     return "applied"
+
+
+def _members_disagreeing(inv: Inventory, health: Mapping[str, str]) -> set[str]:
+    """Nodes whose Serf member status says the opposite of their ``serfHealth`` check."""
+    if inv.members is None:
+        return set()
+    disagree = set()
+    for node, check in health.items():
+        member = inv.members.get(node)
+        from_check = health_status(check)
+        if member is None or "unknown" in (member.status, from_check):
+            continue
+        if member.status != from_check:
+            disagree.add(node)
+    return disagree
+
+
+def _refused(change: ConsulChange, has_new: bool, has_old: bool, item: str, plan: ReadPlan) -> bool:
+    """Tell whether a list answer must not be applied; record what the batch learnt of ``item``.
+
+    A Consul cluster always lists its servers: an empty answer where nodeview holds items means
+    an ACL token lost its rights, never an empty cluster. An answer Consul marks as filtered is
+    applied without its deletions and stays degraded until an unfiltered one arrives.
+    """
+    if not has_new and has_old:
+        plan.degraded[item] = "Consul answered an empty list (check the ACL token); view kept"
+        plan.sound.discard(item)
+        return True
+    if change.filtered_by_acls:
+        plan.degraded[item] = "Consul's ACLs filtered the answer; items left out are kept"
+        plan.sound.discard(item)
+    else:
+        plan.sound.add(item)
+        plan.degraded.pop(item, None)
+    return False
 
 
 def _apply_events(

@@ -154,6 +154,7 @@ def make_change(
     service: str | None = None,
     datacenter: str | None = None,
     observed_at: datetime | None = None,
+    filtered_by_acls: bool = False,
 ) -> ConsulChange:
     """Validate a watch answer and wrap it in a ``ConsulChange``."""
     kind = parse_watch_type(watch_type)
@@ -178,6 +179,7 @@ def make_change(
             source=source,
             observed_at=observed_at or utc_now(),
             payload=payload,
+            filtered_by_acls=filtered_by_acls,
         )
     except ValidationError as exc:
         raise BadWatchPayload(f"invalid change: {exc.errors()[0]['msg']}") from exc

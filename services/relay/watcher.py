@@ -122,7 +122,12 @@ async def run_watch(
         if response.index is not None and response.index != published_index and new_index:
             try:
                 change = make_change(
-                    watch.watch_type, response.data, response.index, "watcher", key=watch.key
+                    watch.watch_type,
+                    response.data,
+                    response.index,
+                    "watcher",
+                    key=watch.key,
+                    filtered_by_acls=response.filtered_by_acls,
                 )
                 await publish(change)
                 stats.published += 1

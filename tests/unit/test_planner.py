@@ -387,6 +387,19 @@ def test_serf_health_change_reads_members() -> None:
     assert state.inventory.serf_health == {"prom-rio-01": "critical"}
 
 
+def test_checks_disagreeing_with_a_newer_members_read_read_members_again() -> None:
+    """Failed and recovered between two answers: same serfHealth, but members said failed."""
+    state = _state_with_nodes()
+    _apply(state, _change("checks", 10, [_serf("prom-rio-01", "passing")]))
+    # The members read that followed saw the node already failed (a change not yet answered).
+    state.inventory.members = {
+        "prom-rio-01": Member("prom-rio-01", "127.11.0.10", "dead", "client", "dc1")
+    }
+    _, plan = _apply(state, _change("checks", 12, [_serf("prom-rio-01", "passing")]))
+    assert plan.members
+    assert plan.dirty == {"prom-rio-01"}
+
+
 def test_service_check_changes_alone_read_nothing() -> None:
     """Checks payloads whose serfHealth did not change plan no read."""
     state = _state_with_nodes()
@@ -558,13 +571,102 @@ def test_event_payload_that_is_not_a_list_is_a_bad_payload() -> None:
     assert outcome == "bad_payload"
 
 
-def test_bad_payload_is_recorded_so_its_redelivery_is_a_duplicate() -> None:
-    """A bad payload is not retried forever: the same change again is a duplicate."""
+def test_bad_payload_leaves_no_index_so_the_good_copy_still_applies() -> None:
+    """A bad copy of a change is kept out without marking its index: the good copy applies."""
     state = _state_with_nodes()
     bad = _change("nodes", 40, [{"Node": 5}])
     assert _apply(state, bad)[0] == "bad_payload"
-    assert _apply(state, bad)[0] == "duplicate"
-    assert set(state.inventory.catalog) == {"consul-server-1", "prom-palmas-01", "prom-rio-01"}
+    assert _apply(state, bad)[0] == "bad_payload"
+    good = ConsulChange(
+        watch_type="nodes",
+        consul_index=40,
+        source="http",
+        payload=[_node("consul-server-1", "127.0.0.1"), _node("prom-new-01", "127.10.0.40")],
+    )
+    assert _apply(state, good)[0] == "applied"
+    assert set(state.inventory.catalog) == {"consul-server-1", "prom-new-01"}
+
+
+def test_empty_list_answers_are_refused_and_never_delete_or_zero() -> None:
+    """An empty node, service, check or member list where nodeview holds items is refused."""
+    state = _state_with_nodes()
+    state.inventory.service_tags = {"web": ()}
+    state.inventory.serf_health = {"prom-rio-01": "passing"}
+    state.inventory.members = {
+        "prom-rio-01": Member("prom-rio-01", "127.11.0.1", "alive", "client", "dc1")
+    }
+    before = (
+        dict(state.inventory.catalog),
+        dict(state.inventory.service_tags),
+        dict(state.inventory.serf_health),
+        dict(state.inventory.members),
+    )
+    for watch_type, empty in (("nodes", []), ("services", {}), ("checks", []), ("members", [])):
+        plan = ReadPlan()
+        change = _change(watch_type, 50, empty)
+        assert apply_change(state, change, SETTINGS, plan) == "refused", watch_type
+        assert plan.degraded, watch_type
+        assert not plan.dirty, watch_type
+    after = (
+        state.inventory.catalog,
+        state.inventory.service_tags,
+        state.inventory.serf_health,
+        state.inventory.members,
+    )
+    assert after == before
+
+
+def test_an_acl_filtered_node_list_adds_but_never_deletes() -> None:
+    """Nodes an ACL-filtered answer leaves out are kept; new ones are added; it shows degraded."""
+    state = _state_with_nodes()
+    filtered = ConsulChange(
+        watch_type="nodes",
+        consul_index=60,
+        source="watcher",
+        payload=[_node("prom-new-02", "127.10.0.41")],
+        filtered_by_acls=True,
+    )
+    plan = ReadPlan()
+    assert apply_change(state, filtered, SETTINGS, plan) == "applied"
+    assert set(state.inventory.catalog) == {
+        "consul-server-1",
+        "prom-palmas-01",
+        "prom-rio-01",
+        "prom-new-02",
+    }
+    assert "nodes list" in plan.degraded
+    whole = _change("nodes", 61, [_node("consul-server-1", "127.0.0.1")])
+    plan = ReadPlan()
+    assert apply_change(state, whole, SETTINGS, plan) == "applied"
+    assert set(state.inventory.catalog) == {"consul-server-1"}
+    assert "nodes list" in plan.sound
+
+
+def test_a_resync_forgets_indexes_beyond_what_consul_answered() -> None:
+    """A bogus huge index no longer supersedes real changes once a resync has read Consul."""
+    state = _state_with_nodes()
+    bogus = ConsulChange(
+        watch_type="nodes",
+        consul_index=2**62,
+        source="http",
+        payload=[_node("consul-server-1", "127.0.0.1")],
+    )
+    assert _apply(state, bogus)[0] == "applied"
+    real = _change("nodes", 70, [_node("consul-server-1", "127.0.0.1"), _node("x-1", "127.9.0.1")])
+    assert _apply(state, real)[0] == "superseded"
+    state.settle({("nodes", None): 69, ("services", None): 69})
+    assert _apply(state, real)[0] == "applied"
+    assert "x-1" in state.inventory.catalog
+
+
+def test_ignored_keys_leave_no_index_behind() -> None:
+    """A key nodeview does not watch is ignored and leaves nothing in the planner's state."""
+    state = _state_with_nodes()
+    for n in range(50):
+        change = _change("key", 80 + n, None, key=f"other/key/{n}")
+        assert _apply(state, change)[0] == "ignored"
+    assert not [k for k in state.seen_index if k[0] == "key"]
+    assert not [k for k in state.event_index if k[0] == "key"]
 
 
 def test_read_plan_merge_unions_reads_and_keeps_the_first_resync_reason() -> None:
@@ -638,7 +740,7 @@ def test_apply_change_never_raises_on_arbitrary_payloads(
     key = SITES_KEY if watch_type == "key" else RESYNC_EVENT if watch_type == "event" else None
     change = _change(watch_type, index, payload, key=key, service="web")
     outcome = apply_change(state, change, SETTINGS, ReadPlan())
-    assert outcome in ("applied", "bad_payload", "ignored")
+    assert outcome in ("applied", "bad_payload", "ignored", "refused")
 
 
 def test_a_sites_value_with_a_huge_integer_is_a_bad_payload() -> None:
