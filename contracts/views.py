@@ -66,14 +66,32 @@ class ViewMeta(BaseModel):
     """Highest Lamport time of a ``nodeview-resync`` user event already acted on."""
 
 
-class Heartbeat(BaseModel):
-    """Liveness of the active enricher, written every few seconds."""
+class DegradedItem(BaseModel):
+    """Something the view cannot vouch for right now, with why and since when."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    item: str
+    """What is affected: ``resync``, ``members``, ``nodes list``, ``services list``, …"""
+    reason: str
+    since: datetime
+
+
+class Heartbeat(BaseModel):
+    """Liveness and progress of the active enricher, written every few seconds.
+
+    Unknown fields are ignored: an older API replica reads a newer enricher's heartbeat.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     enricher_id: str
     at: datetime
     interval_seconds: float
+    behind_since: datetime | None = None
+    """Since when the enricher has work it cannot finish (a resync pending or failing);
+    ``None`` while it keeps up. The view is stale once this is older than the threshold."""
+    degraded: tuple[DegradedItem, ...] = ()
 
 
 class NodeEntry(BaseModel):
@@ -106,6 +124,8 @@ class NodesResponse(BaseModel):
     generation: int
     synced_at: datetime | None
     stale: bool
+    degraded: list[DegradedItem] = Field(default_factory=list)
+    """What the view cannot vouch for right now; empty while every read succeeds."""
 
 
 class ServiceDetail(BaseModel):

@@ -77,6 +77,10 @@ VIEW_AGE = Gauge(
     "Age of the enricher's last heartbeat as seen by this API replica.",
 )
 VIEW_STALE = Gauge("nodeview_view_stale", "1 when this API replica serves a stale view.")
+VIEW_DEGRADED = Gauge(
+    "nodeview_view_degraded_items",
+    "Items the active enricher cannot vouch for (a failing resync, a refused answer, …).",
+)
 CONSUMER_PENDING = Gauge(
     "nodeview_consumer_pending",
     "Enricher consumer lag: messages not yet delivered (pending) or not yet acked (ack_pending).",

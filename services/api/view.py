@@ -69,7 +69,10 @@ class ViewState:
         try:
             if key == subjects.KEY_HEARTBEAT:
                 if not deleted:
+                    old_heartbeat = self.heartbeat
                     self.heartbeat = Heartbeat.model_validate_json(value)
+                    if old_heartbeat is None or old_heartbeat.degraded != self.heartbeat.degraded:
+                        self._bodies.clear()
                 return Delta("heartbeat")
             if key == subjects.KEY_META:
                 if deleted:
@@ -115,10 +118,23 @@ class ViewState:
                 break
 
     def is_stale(self, now: datetime) -> bool:
-        """Tell whether the enricher's heartbeat is missing or older than the threshold."""
+        """Tell whether the enricher stopped beating or stopped making progress for too long.
+
+        A beating enricher that cannot finish its work (a resync pending or failing) says so in
+        ``behind_since``: its view is as stale as a silent one's once that is old enough.
+        """
         if self.heartbeat is None:
             return True
-        return (now - self.heartbeat.at).total_seconds() > self.stale_after
+        if (now - self.heartbeat.at).total_seconds() > self.stale_after:
+            return True
+        behind = self.heartbeat.behind_since
+        return behind is not None and (now - behind).total_seconds() > self.stale_after
+
+    def degraded(self) -> list[dict[str, Any]]:
+        """What the active enricher cannot vouch for now (JSON-ready), from its heartbeat."""
+        if self.heartbeat is None:
+            return []
+        return [item.model_dump(mode="json") for item in self.heartbeat.degraded]
 
     def view_age(self, now: datetime) -> float | None:
         """Return the age of the enricher's heartbeat in seconds."""
@@ -159,6 +175,7 @@ class ViewState:
             "generation": meta.generation if meta else 0,
             "synced_at": meta.synced_at.isoformat() if meta else None,
             "stale": stale,
+            "degraded": self.degraded(),
         }
         content = json.dumps(document, separators=(",", ":")).encode()
         etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'

@@ -26,6 +26,7 @@ from contracts.events import ConsulChange, ResyncRequested, utc_now
 from contracts.views import Heartbeat
 from services import bus, metrics
 from services.consul import ConsulClient
+from services.enricher import degraded
 from services.enricher.engine import Engine, EngineSettings, ResyncFailed
 from services.enricher.leader import Leadership, LeadershipLost
 from services.enricher.planner import classify, newest_of_each
@@ -121,6 +122,8 @@ class Enricher:
         self.lost = asyncio.Event()
         self.needs_resync: str | None = "start"
         self.last_stream_seq = 0
+        self._resync_delay = 0.0
+        self._resync_retry_at = 0.0
 
     def ready(self) -> bool:
         """Ready once connected; a standby is ready too (it is waiting for the lock)."""
@@ -219,25 +222,45 @@ class Enricher:
             config=config,
         )
 
-    async def _ensure_resynced(self) -> None:
+    async def _resync_when_due(self) -> None:
+        """Run the pending resync unless its retry time has not come; never wait for one.
+
+        A failure schedules the next try (doubling up to ``RESYNC_RETRY_MAX_SECONDS``) and shows
+        in the heartbeat; meanwhile the loop keeps applying what events carry.
+        """
         assert self.engine is not None
         assert self.js is not None
-        delay = 0.5
-        while self.needs_resync and not (self.stopping.is_set() or self.lost.is_set()):
-            reason = self.needs_resync
-            self.needs_resync = None
-            try:
-                if reason not in ("start", "takeover"):
-                    # The bucket may have lost entries (NATS restarted without its store):
-                    # compare against what it holds now, not against what was written.
-                    views, meta = await KvViewStore(self.js).load()
-                    self.engine.restore(views, meta)
-                await self.engine.resync(reason)
-            except (ResyncFailed, *NATS_ERRORS):
-                self.needs_resync = reason
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), delay)
-                delay = min(delay * 2, RESYNC_RETRY_MAX_SECONDS)
+        reason = self.needs_resync
+        if not reason or time.monotonic() < self._resync_retry_at:
+            return
+        self.needs_resync = None
+        try:
+            if reason not in ("start", "takeover"):
+                # The bucket may have lost entries (NATS restarted without its store):
+                # compare against what it holds now, not against what was written.
+                views, meta = await KvViewStore(self.js).load()
+                self.engine.restore(views, meta)
+            await self.engine.resync(reason)
+        except (ResyncFailed, *NATS_ERRORS) as exc:
+            self._resync_failed(reason, exc)
+            return
+        self._resync_delay = 0.0
+        self.engine.degradation.clear(degraded.RESYNC)
+
+    def _resync_failed(self, reason: str, exc: BaseException) -> None:
+        """Keep the resync pending, schedule its next try and show it as degraded."""
+        assert self.engine is not None
+        self.needs_resync = self.needs_resync or reason
+        self._resync_delay = min(max(self._resync_delay * 2, 0.5), RESYNC_RETRY_MAX_SECONDS)
+        self._resync_retry_at = time.monotonic() + self._resync_delay
+        public = str(exc) if isinstance(exc, ResyncFailed) else "NATS failed"
+        self.engine.degradation.mark(degraded.RESYNC, f"{reason}: {public}")
+
+    def behind_since(self) -> datetime | None:
+        """Since when a needed resync has not succeeded (``None`` while none is pending)."""
+        if self.engine is None or not self.needs_resync:
+            return None
+        return self.engine.degradation.since(degraded.RESYNC)
 
     async def _consume(self) -> None:
         assert self.js is not None
@@ -250,8 +273,16 @@ class Enricher:
 
     async def _consume_from(self, sub: JetStreamContext.PullSubscription) -> None:
         assert self.js is not None
+        assert self.engine is not None
         while not (self.stopping.is_set() or self.lost.is_set()):
-            await self._ensure_resynced()
+            await self._resync_when_due()
+            if not self.engine.resynced:
+                # Nothing can be applied before one whole read of Consul: events alone would
+                # build views without services. Wait for the next try.
+                delay = max(self._resync_retry_at - time.monotonic(), 0.05)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+                continue
             try:
                 msgs = await self._fetch_batch(sub)
             except (nats.errors.TimeoutError, TimeoutError):
@@ -327,9 +358,9 @@ class Enricher:
                 decoded.changes.append(item)
         try:
             await self._traced_apply(decoded, len(msgs))
-        except ResyncFailed:
+        except ResyncFailed as exc:
             # Consul is unavailable: the events' state is applied; the resync is retried.
-            self.needs_resync = self.needs_resync or "resync failed"
+            self._resync_failed("resync failed", exc)
         except NATS_ERRORS as exc:
             log.warning(
                 "batch failed; messages will be redelivered",
@@ -433,6 +464,8 @@ class Enricher:
                         enricher_id=self.settings.enricher_id,
                         at=utc_now(),
                         interval_seconds=self.settings.enricher_heartbeat_interval,
+                        behind_since=self.behind_since(),
+                        degraded=self.engine.degradation.items() if self.engine else (),
                     )
                 )
                 await self._record_lag()

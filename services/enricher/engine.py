@@ -13,8 +13,15 @@ from contracts import subjects
 from contracts.events import ConsulChange, utc_now
 from contracts.views import NodeView, ViewMeta
 from services import metrics
-from services.consul import ConsulClient, ConsulError, ConsulHTTPError, ConsulResponse
-from services.enricher import reads
+from services.consul import (
+    ConsulClient,
+    ConsulError,
+    ConsulHTTPError,
+    ConsulResponse,
+    error_type,
+)
+from services.enricher import degraded, reads
+from services.enricher.degraded import Degradation
 from services.enricher.inventory import (
     BadConsulPayload,
     Inventory,
@@ -100,6 +107,9 @@ class Engine:
         """The last members read failed: statuses may be stale until a retry succeeds."""
         self.unwritten: set[str] = set()
         self.resynced = False
+        self.degradation = Degradation()
+        self._rebase_pending = False
+        """A resync after an index reset failed: the next one that succeeds rebases."""
         self._lock = asyncio.Lock()
 
     def restore(self, views: Mapping[str, NodeView], meta: ViewMeta | None) -> None:
@@ -141,15 +151,30 @@ class Engine:
                 default=None,
             )
             trace = _observed_header(observed)
+            self._record_degradation(plan)
             if plan.full_resync:
                 result.resync = plan.full_resync
-                result.commit = await self._resync_locked(
-                    plan.full_resync, (), trace, index_reset=plan.index_reset
-                )
+                try:
+                    result.commit = await self._resync_locked(
+                        plan.full_resync, (), trace, index_reset=plan.index_reset
+                    )
+                except ResyncFailed:
+                    # What the events carried is still applied; the caller retries the resync.
+                    self._rebase_pending |= plan.index_reset
+                    await self._execute(plan)
+                    result.commit = await self._commit(plan.dirty, plan.all_dirty, trace)
+                    raise
                 return result
             await self._execute(plan)
             result.commit = await self._commit(plan.dirty, plan.all_dirty, trace)
             return result
+
+    def _record_degradation(self, plan: ReadPlan) -> None:
+        """Open or close the degraded items a batch's answers showed."""
+        for item, reason in plan.degraded.items():
+            self.degradation.mark(item, reason)
+        for item in plan.sound:
+            self.degradation.clear(item)
 
     async def resync(
         self,
@@ -206,6 +231,7 @@ class Engine:
         if service_read.instances is None:
             inv.service_failures[name] = service_read.reason or "error"
             self.pending_services.add(name)
+            self.degradation.mark(degraded.service_item(name), service_read.reason or "error")
             for node in sorted(holders):
                 metrics.CONSUL_NODE_ENRICH_FAILURES.labels(
                     node, service_read.error_type or "error"
@@ -222,6 +248,7 @@ class Engine:
                 )
             return holders
         inv.service_failures.pop(name, None)
+        self.degradation.clear(degraded.service_item(name))
         return holders | replace_service(inv.services, name, service_read.instances)
 
     async def _read_members(self, plan: ReadPlan) -> None:
@@ -234,8 +261,12 @@ class Engine:
                 extra={"event": "enrich.members_failed", "reason": str(exc)},
             )
             self.pending_members = True
+            self.degradation.mark(
+                degraded.MEMBERS, "the members read failed; node statuses may be out of date"
+            )
             return
         self.pending_members = False
+        self.degradation.clear(degraded.MEMBERS)
         if members is None:
             # Status now comes from serfHealth: every view may change.
             inv.members = None
@@ -320,15 +351,30 @@ class Engine:
                 "resync failed; view kept",
                 extra={"event": "enrich.resync_failed", "reason": str(exc), "trigger": reason},
             )
-            raise ResyncFailed(str(exc)) from exc
-        if not inv.node_names():
-            # A Consul cluster always has its servers as nodes: an empty answer means an ACL
-            # filtered everything out, never that the inventory is empty. Keep the view.
+            kind = error_type(exc) if isinstance(exc, ConsulError) else "bad_payload"
+            raise ResyncFailed(reads.public_reason(kind)) from exc
+        if not inv.node_names() or (old.service_tags and not inv.service_tags):
+            # A Consul cluster always has its servers as nodes, and they run ``consul``: an
+            # empty answer means an ACL filtered everything out. Keep the view.
             log.warning(
-                "resync refused an empty node list; view kept",
-                extra={"event": "enrich.resync_failed", "reason": "empty node list"},
+                "resync refused an empty list; view kept",
+                extra={"event": "enrich.resync_failed", "reason": "empty list"},
             )
-            raise ResyncFailed("Consul answered an empty node list (check the ACL token)")
+            raise ResyncFailed("Consul answered an empty list (check the ACL token)")
+        if nodes.filtered_by_acls:
+            # Nodes the token may not read are left out, not gone.
+            for name, catalog_node in old.catalog.items():
+                inv.catalog.setdefault(name, catalog_node)
+        if services.filtered_by_acls:
+            for name, tags in old.service_tags.items():
+                inv.service_tags.setdefault(name, tags)
+        for item, response in ((degraded.NODES_LIST, nodes), (degraded.SERVICES_LIST, services)):
+            if response.filtered_by_acls:
+                self.degradation.mark(
+                    item, "Consul's ACLs filtered the answer; items left out are kept"
+                )
+            else:
+                self.degradation.clear(item)
         for service_read in await reads.read_services(self._consul, sorted(inv.service_tags)):
             if service_read.instances is None:
                 for node, node_services in old.services.items():
@@ -347,12 +393,15 @@ class Engine:
         read[("services", None)] = services.index or 0
         if kv is not None and kv.index is not None:
             read[("key", self._settings.sites_key)] = kv.index
-        if index_reset:
+        if index_reset or self._rebase_pending:
             self.state.rebase(read)
+            self._rebase_pending = False
         else:
-            self.state.seen_index.update(read)
+            self.state.settle(read)
         self.pending_nodes.clear()
         self.pending_members = False
+        if members_read is not None:
+            self.degradation.clear(degraded.MEMBERS)
         self.resynced = True
         return await self._commit(set(), True, headers, resync_ids=tuple(request_ids))
 

@@ -214,7 +214,14 @@ def test_events_ignore_unknown_fields(model_cls: type[BaseModel]) -> None:
     assert "added_in_v2" not in decoded.model_dump()
 
 
-@pytest.mark.parametrize("model_cls", [NodeView, ViewMeta, Heartbeat, ServiceInstance])
+def test_heartbeat_ignores_fields_it_does_not_know() -> None:
+    """An older API replica reads a newer enricher's heartbeat: unknown fields are ignored."""
+    base = next(m for m in EVERY_MODEL if type(m) is Heartbeat)
+    data = base.model_dump(mode="json") | {"from_a_newer_enricher": 1}
+    assert Heartbeat.model_validate(data) == base
+
+
+@pytest.mark.parametrize("model_cls", [NodeView, ViewMeta, ServiceInstance])
 def test_stored_views_reject_unknown_fields(model_cls: type[BaseModel]) -> None:
     """Views written to the bucket are strict: an unknown field is a validation error."""
     base = next(m for m in EVERY_MODEL if type(m) is model_cls)
