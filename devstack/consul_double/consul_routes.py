@@ -59,8 +59,12 @@ def _int_param(call: Call, name: str) -> int | None:
 
 
 async def members(app: "ServerApp", call: Call) -> Outcome:
-    """``GET /v1/agent/members``: answered by the local agent, no index, never blocks."""
-    return json_reply(queries.agent_members(app.state), pretty=call.request.has("pretty"))
+    """``GET /v1/agent/members``: answered by the local agent, no index, never blocks.
+
+    Members the token may not read are left out silently (no header), as the agent does.
+    """
+    members = [] if app.double.faults.acl_filtered else queries.agent_members(app.state)
+    return json_reply(members, pretty=call.request.has("pretty"))
 
 
 async def catalog_nodes(app: "ServerApp", call: Call) -> Outcome:

@@ -20,6 +20,8 @@ class Faults:
         """Start without faults."""
         self._latency: dict[tuple[int | None, str | None], float] = {}
         self._errors: dict[int | None, ErrorRule] = {}
+        self.acl_filtered = False
+        """The token lost its read rights: list reads answer empty, marked as ACL-filtered."""
 
     def set_latency(
         self, seconds: float, *, server: int | None = None, path_prefix: str | None = None
@@ -67,9 +69,10 @@ class Faults:
         return None
 
     def clear(self) -> None:
-        """Remove every latency and error rule."""
+        """Remove every latency and error rule and the ACL filtering."""
         self._latency.clear()
         self._errors.clear()
+        self.acl_filtered = False
 
     def to_json(self) -> dict[str, Any]:
         """Active rules as plain JSON."""
@@ -82,6 +85,7 @@ class Faults:
                 {"server": server, "status": rule.status, "remaining": rule.remaining}
                 for server, rule in self._errors.items()
             ],
+            "acl_filtered": self.acl_filtered,
         }
 
 

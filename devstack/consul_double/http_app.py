@@ -145,7 +145,9 @@ class ServerApp:
             if not isinstance(blocked, Answer):
                 return blocked
             answer = blocked
-        return self._reply(answer, options, self.check_consistency(options))
+        # A key the token may not read is a 403 (the ACL check), never a filtered answer.
+        filterable = not call.request.path.startswith("/v1/kv/")
+        return self._reply(answer, options, self.check_consistency(options), filterable)
 
     async def block(
         self, call: Call, options: QueryOptions, query: Callable[[], Answer], *, events: bool
@@ -182,9 +184,19 @@ class ServerApp:
         finally:
             self.state.hub.unregister(waiter)
 
-    def _reply(self, answer: Answer, options: QueryOptions, known_leader: bool) -> Reply:
+    def _reply(
+        self, answer: Answer, options: QueryOptions, known_leader: bool, filterable: bool = True
+    ) -> Reply:
         """Build the reply of a read with Consul's query-meta headers."""
+        filtered = (
+            filterable and self.double.faults.acl_filtered and isinstance(answer.body, list | dict)
+        )
+        if filtered:
+            # As Consul answers a token without read rights: 200, nothing readable, and says so.
+            answer = Answer.of(answer.index, [] if isinstance(answer.body, list) else {})
         reply = consul_routes.body_reply(answer, options.pretty)
+        if filtered:
+            reply.headers.append((FILTERED_BY_ACLS_HEADER, "true"))
         reply.headers += [
             ("X-Consul-Effective-Consistency", options.level),
             ("X-Consul-Index", str(answer.index)),
@@ -199,6 +211,10 @@ class ServerApp:
         if options.stale:
             return self.double.cluster.last_contact_ms(self.server)
         return 0
+
+
+FILTERED_BY_ACLS_HEADER = "X-Consul-Results-Filtered-By-ACLs"
+"""Set by Consul when ACLs removed items from a list answer."""
 
 
 def _route(request: Request) -> tuple[Route | None, dict[str, str]]:

@@ -233,6 +233,10 @@ class ConsulDouble:
             self.cluster.check(server)
         self.faults.fail_requests(status, count, server)
 
+    def filter_by_acls(self, on: bool = True) -> None:
+        """Act as if the token lost its read rights: list reads answer empty and filtered."""
+        self.faults.acl_filtered = on
+
     def clear_faults(self) -> None:
         """Remove latency and error rules (servers down and leadership are kept)."""
         self.faults.clear()

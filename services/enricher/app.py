@@ -46,6 +46,10 @@ log = logging.getLogger("nodeview.enricher")
 
 RESYNC_RETRY_MAX_SECONDS = 30.0
 
+RECHECK_MIN_SECONDS = 2.0
+RECHECK_MAX_SECONDS = 60.0
+"""Bounds of the back-off between whole reads while a list answer stays refused or filtered."""
+
 FETCH_IDLE_SECONDS = 1.0
 """Longest wait for a first message before the loop checks its stop flags again."""
 
@@ -124,6 +128,8 @@ class Enricher:
         self.last_stream_seq = 0
         self._resync_delay = 0.0
         self._resync_retry_at = 0.0
+        self._recheck_delay = 0.0
+        self._recheck_at = 0.0
 
     def ready(self) -> bool:
         """Ready once connected; a standby is ready too (it is waiting for the lock)."""
@@ -507,6 +513,26 @@ class Enricher:
             if every and time.monotonic() - last_full >= every:
                 last_full = time.monotonic()
                 self.needs_resync = self.needs_resync or "periodic"
+            self._recheck_degraded_lists()
+
+    def _recheck_degraded_lists(self) -> None:
+        """Read Consul whole again, less and less often, while a list answer was refused.
+
+        A token whose rights come back moves no Consul index, so no watch fires: only a read
+        can tell that the lists are whole again.
+        """
+        assert self.engine is not None
+        if not self.engine.degradation.any_of(degraded.LISTS):
+            self._recheck_delay = 0.0
+            return
+        now = time.monotonic()
+        if now < self._recheck_at:
+            return
+        self._recheck_delay = min(
+            max(self._recheck_delay * 2, RECHECK_MIN_SECONDS), RECHECK_MAX_SECONDS
+        )
+        self._recheck_at = now + self._recheck_delay
+        self.needs_resync = self.needs_resync or "degraded answer"
 
     async def close(self) -> None:
         """Release the lock and close connections."""

@@ -12,6 +12,10 @@ RESYNC = "resync"
 MEMBERS = "members"
 NODES_LIST = "nodes list"
 SERVICES_LIST = "services list"
+CHECKS_LIST = "checks list"
+
+LISTS = (MEMBERS, NODES_LIST, SERVICES_LIST, CHECKS_LIST)
+"""Items that only a new read heals (a token's rights coming back moves no Consul index)."""
 
 
 def service_item(name: str) -> str:
@@ -44,6 +48,10 @@ class Degradation:
         """When ``item`` went wrong, or ``None`` while it is fine."""
         current = self._items.get(item)
         return current.since if current is not None else None
+
+    def any_of(self, items: tuple[str, ...]) -> bool:
+        """Tell whether any of ``items`` is open."""
+        return any(item in self._items for item in items)
 
     def __len__(self) -> int:
         return len(self._items)

@@ -265,6 +265,17 @@ class Engine:
                 degraded.MEMBERS, "the members read failed; node statuses may be out of date"
             )
             return
+        if members is not None and not members and inv.members:
+            # An agent always lists itself: an empty answer is a token that lost its rights.
+            log.warning(
+                "members read answered an empty list; statuses kept",
+                extra={"event": "enrich.members_failed", "reason": "empty list"},
+            )
+            self.pending_members = True
+            self.degradation.mark(
+                degraded.MEMBERS, "Consul answered an empty member list (check the ACL token)"
+            )
+            return
         self.pending_members = False
         self.degradation.clear(degraded.MEMBERS)
         if members is None:
@@ -340,6 +351,7 @@ class Engine:
                 service_tags=parse_service_tags(services.data),
             )
             read: dict[tuple[str, str | None], int] = {}
+            health: ConsulResponse | None = None
             if members_read is None:
                 health = await self._consul.health_state("any")
                 inv.serf_health = parse_serf_health(health.data)
@@ -368,7 +380,15 @@ class Engine:
         if services.filtered_by_acls:
             for name, tags in old.service_tags.items():
                 inv.service_tags.setdefault(name, tags)
-        for item, response in ((degraded.NODES_LIST, nodes), (degraded.SERVICES_LIST, services)):
+        if members_read is not None and not members_read and old.members:
+            raise ResyncFailed("Consul answered an empty member list (check the ACL token)")
+        checked = [(degraded.NODES_LIST, nodes), (degraded.SERVICES_LIST, services)]
+        if health is not None:
+            checked.append((degraded.CHECKS_LIST, health))
+        else:
+            # Statuses come from the members: the checks list is not needed.
+            self.degradation.clear(degraded.CHECKS_LIST)
+        for item, response in checked:
             if response.filtered_by_acls:
                 self.degradation.mark(
                     item, "Consul's ACLs filtered the answer; items left out are kept"

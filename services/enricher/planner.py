@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from contracts.events import ConsulChange
+from services.enricher import degraded
 from services.enricher.inventory import (
     BadConsulPayload,
     Inventory,
@@ -196,7 +197,7 @@ def _apply(
         case "nodes":
             new = parse_catalog_nodes(payload)
             old = inv.catalog
-            if _refused(change, bool(new), bool(old), "nodes list", plan):
+            if _refused(change, bool(new), bool(old), degraded.NODES_LIST, plan):
                 return "refused"
             if change.filtered_by_acls:
                 # Nodes the token may not read are left out, not gone: keep them.
@@ -214,7 +215,7 @@ def _apply(
             plan.dirty |= added | removed | moved
         case "checks":
             health = parse_serf_health(payload)
-            if _refused(change, bool(health), bool(inv.serf_health), "checks list", plan):
+            if _refused(change, bool(health), bool(inv.serf_health), degraded.CHECKS_LIST, plan):
                 return "refused"
             if change.filtered_by_acls:
                 health = {**inv.serf_health, **health}
@@ -234,7 +235,7 @@ def _apply(
         case "members":
             members = parse_members(payload)
             old_members = inv.members or {}
-            if _refused(change, bool(members), bool(old_members), "members", plan):
+            if _refused(change, bool(members), bool(old_members), degraded.MEMBERS, plan):
                 return "refused"
             plan.dirty |= {
                 n
@@ -245,7 +246,7 @@ def _apply(
         case "services":
             tags = parse_service_tags(payload)
             old_tags = inv.service_tags
-            if _refused(change, bool(tags), bool(old_tags), "services list", plan):
+            if _refused(change, bool(tags), bool(old_tags), degraded.SERVICES_LIST, plan):
                 return "refused"
             if change.filtered_by_acls:
                 tags = {**old_tags, **tags}

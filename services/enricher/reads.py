@@ -5,9 +5,16 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from services import metrics
-from services.consul import ConsulClient, ConsulError, ConsulNotFound, error_type
+from services.consul import (
+    ConsulClient,
+    ConsulError,
+    ConsulNotFound,
+    ConsulResponse,
+    error_type,
+)
 from services.enricher.inventory import (
     BadConsulPayload,
     NodeServices,
@@ -25,9 +32,30 @@ PUBLIC_REASONS = {
     "http_4xx": "Consul refused the read",
     "bad_response": "Consul's answer was not JSON",
     "bad_payload": "Consul's answer did not have the documented shape",
+    "acl_filtered": "Consul's ACLs hid it from the token",
 }
 """What a view's public ``error`` says per error type; Consul's own text (ACL accessor ids,
 server addresses) goes to the logs only."""
+
+
+class AclFiltered(Exception):
+    """Consul answered, but its ACLs left out what was asked: not an empty answer."""
+
+
+def _unfiltered(response: ConsulResponse, what: str) -> Any:
+    """The data of an answer, or ``AclFiltered`` when Consul's ACLs left parts of it out."""
+    if response.filtered_by_acls:
+        raise AclFiltered(f"Consul's ACLs filtered the answer for {what}")
+    return response.data
+
+
+def _kind(exc: Exception) -> str:
+    """The error type of a failed read, as counted and shown."""
+    if isinstance(exc, ConsulError):
+        return error_type(exc)
+    if isinstance(exc, AclFiltered):
+        return "acl_filtered"
+    return "bad_payload"
 
 
 def public_reason(kind: str) -> str:
@@ -67,11 +95,11 @@ async def read_node_services(consul: ConsulClient, node: str, addr: str) -> Node
     started = time.perf_counter()
     try:
         response = await consul.node_services(node)
-        services = parse_node_services(response.data)
+        services = parse_node_services(_unfiltered(response, f"node {node}"))
     except ConsulNotFound:
         return NodeRead(node=node, services={})
-    except (ConsulError, BadConsulPayload) as exc:
-        kind = error_type(exc) if isinstance(exc, ConsulError) else "bad_payload"
+    except (ConsulError, BadConsulPayload, AclFiltered) as exc:
+        kind = _kind(exc)
         metrics.CONSUL_NODE_ENRICH_FAILURES.labels(node, kind).inc()
         log.warning(
             "node services read failed",
@@ -93,9 +121,9 @@ async def read_service(consul: ConsulClient, name: str) -> ServiceRead:
     """Read every instance of one service name."""
     try:
         response = await consul.catalog_service(name)
-        instances = parse_catalog_service(response.data)
-    except (ConsulError, BadConsulPayload) as exc:
-        kind = error_type(exc) if isinstance(exc, ConsulError) else "bad_payload"
+        instances = parse_catalog_service(_unfiltered(response, f"service {name}"))
+    except (ConsulError, BadConsulPayload, AclFiltered) as exc:
+        kind = _kind(exc)
         log.warning(
             "service read failed",
             extra={

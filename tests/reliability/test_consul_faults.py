@@ -39,6 +39,9 @@ MAX_QUIET_RATE = 10.0
 MAX_OUTAGE_RATE = 20.0
 """Requests per second to Consul allowed while every server fails (back-off must hold)."""
 
+STALE_AFTER_SECONDS = 8.0
+"""The API replicas' staleness threshold here (short, so that a stuck enricher shows soon)."""
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
@@ -47,7 +50,11 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         tmp_path_factory.mktemp("consul-faults"),
         nodes=60,
         services=5,
-        extra_env={"CONSUL_CATALOG_TIMEOUT": "3", "RELAY_ERROR_BACKOFF_MAX": "5"},
+        extra_env={
+            "CONSUL_CATALOG_TIMEOUT": "3",
+            "RELAY_ERROR_BACKOFF_MAX": "5",
+            "API_STALE_AFTER_SECONDS": str(STALE_AFTER_SECONDS),
+        },
     )
     await running.start()
     try:
@@ -295,3 +302,72 @@ async def test_api_replica_restarted_during_churn_comes_back_with_the_same_etag(
         changes=len(stack.consul.state.change_log) - offset,
         seconds_to_same_etag=round(time.monotonic() - started, 2),
     )
+
+
+@pytest.mark.timeout(180)
+async def test_acl_filtered_answers_never_delete_or_zero_and_show_degraded(stack: Stack) -> None:
+    """A token that lost its rights (empty, ACL-filtered answers): nothing deleted or zeroed."""
+    before = await stack.nodes_of("api-1")
+    counted = {n: e["services_count"] for n, e in before.items()}
+    stack.consul.filter_by_acls(True)
+    try:
+        # A write wakes every blocking query: each now answers an empty, filtered list.
+        stack.consul.state.join_node("hidden-by-acl", "127.98.0.1")
+
+        async def shows_degraded() -> list[str]:
+            body = await _body(stack, "api-1")
+            items = [d["item"] for d in body["degraded"]]
+            assert "nodes list" in items, items
+            return items
+
+        await eventually(shows_degraded, within=60)
+        during = await stack.nodes_of("api-2")
+        assert set(before) <= set(during), sorted(set(before) - set(during))
+        for node, count in counted.items():
+            assert during[node]["services_count"] == count, (node, during[node])
+    finally:
+        stack.consul.clear_faults()
+    await converge(stack, APIS, within=90)
+
+    async def healed() -> None:
+        body = await _body(stack, "api-1")
+        assert body["degraded"] == [], body["degraded"]
+
+    await eventually(healed, within=60)
+
+
+@pytest.mark.timeout(180)
+async def test_a_failing_resync_makes_the_view_degraded_then_stale_then_heals(
+    stack: Stack,
+) -> None:
+    """A resync Consul refuses shows as degraded, turns stale past the threshold, then heals."""
+    stack.consul.fail_requests(500)
+    try:
+        flush = await stack.http.post(
+            stack.url("api-1") + "/api/v1/admin/cache/nodes/flush",
+            headers={"Authorization": f"Bearer {stack.admin_token}"},
+        )
+        assert flush.status_code == 202, flush.text
+
+        async def degraded_resync() -> dict[str, Any]:
+            body = await _body(stack, "api-2")
+            assert "resync" in [d["item"] for d in body["degraded"]], body["degraded"]
+            return body
+
+        body = await eventually(degraded_resync, within=30)
+        assert len(body["data"]) >= 60
+
+        async def stale() -> None:
+            assert (await _body(stack, "api-2"))["stale"] is True
+
+        await eventually(stale, within=STALE_AFTER_SECONDS + 30)
+    finally:
+        stack.consul.clear_faults()
+
+    async def fresh_again() -> None:
+        body = await _body(stack, "api-2")
+        assert body["stale"] is False
+        assert body["degraded"] == [], body["degraded"]
+
+    await eventually(fresh_again, within=60)
+    await converge(stack, APIS)

@@ -601,7 +601,13 @@ def test_empty_list_answers_are_refused_and_never_delete_or_zero() -> None:
         dict(state.inventory.serf_health),
         dict(state.inventory.members),
     )
-    for watch_type, empty in (("nodes", []), ("services", {}), ("checks", []), ("members", [])):
+    empties: tuple[tuple[WatchType, Any], ...] = (
+        ("nodes", []),
+        ("services", {}),
+        ("checks", []),
+        ("members", []),
+    )
+    for watch_type, empty in empties:
         plan = ReadPlan()
         change = _change(watch_type, 50, empty)
         assert apply_change(state, change, SETTINGS, plan) == "refused", watch_type
