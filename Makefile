@@ -26,8 +26,7 @@ typecheck: venv
 
 test: lint typecheck
 	bash scripts/install_chromium.sh
-	RELIABILITY_FUZZ_SCALE=$${RELIABILITY_FUZZ_SCALE:-0.1} \
-		$(BIN)/pytest -m "not reliability or quick" $(PYTEST_ARGS)
+	RELIABILITY_FUZZ_SCALE=$${RELIABILITY_FUZZ_SCALE:-0.1} $(BIN)/pytest $(PYTEST_ARGS)
 
 reliability: venv
 	$(BIN)/pytest -m reliability tests/reliability $(PYTEST_ARGS)

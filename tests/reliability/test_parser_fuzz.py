@@ -43,7 +43,7 @@ def _examples(count: int) -> int:
 
 WATCH_NAMES = st.sampled_from([*WATCH_TYPES, "", "bogus", "NODES", "nodes "])
 
-pytestmark = [pytest.mark.reliability, pytest.mark.quick, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
 
 
 @given(raw=st.binary(max_size=400) | JSON_VALUES.map(lambda v: json.dumps(v).encode()))
