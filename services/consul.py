@@ -153,9 +153,12 @@ class ConsulClient:
         self._sleep = sleep
         self._semaphore = asyncio.Semaphore(settings.consul_semaphore_limit)
         self._failed_until: dict[str, float] = {}
-        self._refused_until: dict[str, float] = {}
-        self._outage_until = 0.0
-        self._outage_backoff = 0.0
+        self._refused_until: dict[tuple[str, str], float] = {}
+        self._outage_until: dict[str, float] = {}
+        self._outage_backoff: dict[str, float] = {}
+        """Per path: one that every server refuses pauses its own reads, not the others'.
+
+        Entries go once a read of the path succeeds; paths are bounded by the names watched."""
         headers = {"Accept": "application/json", "User-Agent": "nodeview"}
         token = settings.consul_token_value()
         if token is not None:
@@ -216,7 +219,7 @@ class ConsulClient:
             query["index"] = str(index)
             query["wait"] = f"{int(wait_s * 1000)}ms"
             timeout = wait_s + wait_s / 16 + self._settings.consul_catalog_timeout
-        self._check_outage(blocking, endpoint)
+        self._check_outage(blocking, path, endpoint)
         attempts = self._settings.consul_max_retries + 1
         last: _ServerFailure | None = None
         paused_by_us = False  # the call that pauses reads still makes its own retries
@@ -241,7 +244,7 @@ class ConsulClient:
                             # Chosen once the slot is ours: servers that failed meanwhile go
                             # last, and once every server failed, queued reads are not sent.
                             if not paused_by_us:
-                                self._check_outage(blocking, endpoint)
+                                self._check_outage(blocking, path, endpoint)
                             server = self._next_server(tried)
                             response = await self._traced(server, path, endpoint, query, timeout)
                 except _ServerFailure as failure:
@@ -249,11 +252,11 @@ class ConsulClient:
                     now = time.monotonic()
                     self._failed_until[server] = now + SERVER_COOLDOWN_SECONDS
                     if not failure.timeout:
-                        self._refused_until[server] = now + SERVER_COOLDOWN_SECONDS
+                        self._refused_until[(server, path)] = now + SERVER_COOLDOWN_SECONDS
                         if not blocking and all(
-                            self._refused_until.get(s, 0.0) > now for s in self._servers
+                            self._refused_until.get((s, path), 0.0) > now for s in self._servers
                         ):
-                            paused_by_us = self._open_outage(endpoint) or paused_by_us
+                            paused_by_us = self._open_outage(path, endpoint) or paused_by_us
                     label = server_label(server)
                     metrics.CONSUL_SERVER_FALLBACK.labels(label, failure.status).inc()
                     trace.get_current_span().add_event(
@@ -270,13 +273,13 @@ class ConsulClient:
                         },
                     )
                 else:
-                    self._refused_until.pop(server, None)
-                    self._outage_backoff = 0.0
-                    self._outage_until = 0.0
+                    self._refused_until.pop((server, path), None)
+                    self._outage_backoff.pop(path, None)
+                    self._outage_until.pop(path, None)
                     return response
         assert last is not None
         if not blocking and not last.timeout:
-            self._open_outage(endpoint)
+            self._open_outage(path, endpoint)
         cls = ConsulTimeout if last.timeout else ConsulUnavailable
         raise cls(
             f"every Consul server failed for {endpoint} (last: {last.status})", endpoint=endpoint
@@ -288,29 +291,30 @@ class ConsulClient:
         tried.add(server)
         return server
 
-    def _check_outage(self, blocking: bool, endpoint: str) -> None:
+    def _check_outage(self, blocking: bool, path: str, endpoint: str) -> None:
         """Fail fast while reads are paused after every server failed (blocking queries go)."""
-        if not blocking and time.monotonic() < self._outage_until:
+        if not blocking and time.monotonic() < self._outage_until.get(path, 0.0):
             raise ConsulUnavailable(
                 f"every Consul server failed recently; {endpoint} not sent", endpoint=endpoint
             )
 
-    def _open_outage(self, endpoint: str) -> bool:
-        """Pause reads after every server failed (doubling while it lasts); True if paused now."""
+    def _open_outage(self, path: str, endpoint: str) -> bool:
+        """Pause reads of ``path`` after every server failed it (doubling while it lasts).
+
+        Returns True if this call paused them.
+        """
         now = time.monotonic()
-        if now < self._outage_until:
+        if now < self._outage_until.get(path, 0.0):
             return False  # another read of the same moment already paused them
-        self._outage_backoff = min(
-            max(self._outage_backoff * 2, OUTAGE_BACKOFF_MIN_SECONDS), OUTAGE_BACKOFF_MAX_SECONDS
+        backoff = min(
+            max(self._outage_backoff.get(path, 0.0) * 2, OUTAGE_BACKOFF_MIN_SECONDS),
+            OUTAGE_BACKOFF_MAX_SECONDS,
         )
-        self._outage_until = now + self._outage_backoff
+        self._outage_backoff[path] = backoff
+        self._outage_until[path] = now + backoff
         log.warning(
             "every consul server failed; pausing reads",
-            extra={
-                "event": "consul.outage",
-                "endpoint": endpoint,
-                "pause_s": round(self._outage_backoff, 2),
-            },
+            extra={"event": "consul.outage", "endpoint": endpoint, "pause_s": round(backoff, 2)},
         )
         return True
 

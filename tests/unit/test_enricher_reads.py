@@ -545,3 +545,27 @@ async def test_consul_error_text_stays_in_the_logs_not_in_the_public_reason(
     logged = [getattr(record, "reason", "") for record in caplog.records]
     assert len(logged) == 2
     assert all("a1b2-secret-accessor" in reason for reason in logged)
+
+
+async def test_a_path_every_server_refuses_pauses_only_itself() -> None:
+    """One service read that every server answers 500 pauses that read, never the others."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/catalog/service/broken":
+            return httpx.Response(500, text="rpc error")
+        if request.url.path.startswith("/v1/catalog/service/"):
+            return ok([])(request)
+        return ok({"consul": []})(request)
+
+    fake = FakeConsul(a=handler, b=handler)
+    async with _client(fake, CONSUL_MAX_RETRIES=0) as consul:
+        broken = await read_service(consul, "broken")
+        assert broken.error_type == "unavailable"
+        sent = len(fake.requests)
+        again = await read_service(consul, "broken")
+        assert again.error_type == "unavailable"
+        assert len(fake.requests) == sent, "a paused path is not sent again at once"
+        services = await consul.catalog_services()
+        assert services.data == {"consul": []}
+        other = await read_service(consul, "web")
+        assert other.error_type is None
