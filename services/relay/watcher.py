@@ -39,6 +39,8 @@ class Watch:
     watch_type: str
     fetch: Fetch
     key: str | None = None
+    opaque_index: bool = False
+    """The index only tells answers apart (user events): never "backwards", never reset."""
 
 
 def standard_watches(consul: ConsulClient, sites_key: str, event_name: str) -> list[Watch]:
@@ -48,7 +50,12 @@ def standard_watches(consul: ConsulClient, sites_key: str, event_name: str) -> l
         Watch("services", lambda i, w: consul.catalog_services(index=i, wait=w)),
         Watch("checks", lambda i, w: consul.health_state("any", index=i, wait=w)),
         Watch("key", lambda i, w: consul.kv_get(sites_key, index=i, wait=w), key=sites_key),
-        Watch("event", lambda i, w: consul.event_list(event_name, index=i, wait=w), key=event_name),
+        Watch(
+            "event",
+            lambda i, w: consul.event_list(event_name, index=i, wait=w),
+            key=event_name,
+            opaque_index=True,
+        ),
     ]
 
 
@@ -107,8 +114,12 @@ async def run_watch(
             await _sleep_or_stop(stop, min(backoff_max, 0.5 * 2 ** min(failures, 10)))
             continue
         failures = 0
-        new_index = next_index(index, response.index)
-        if response.index is not None and response.index < index:
+        if watch.opaque_index:
+            # /v1/event/list derives its index from event IDs: it has no order, only identity.
+            new_index = max(response.index, 1)
+        else:
+            new_index = next_index(index, response.index)
+        if not watch.opaque_index and response.index < index:
             stats.resets += 1
             log.warning(
                 "consul index went backwards; resetting",
@@ -119,7 +130,7 @@ async def run_watch(
                     "returned": response.index,
                 },
             )
-        if response.index is not None and response.index != published_index and new_index:
+        if response.index != published_index and new_index:
             try:
                 change = make_change(
                     watch.watch_type,
