@@ -65,6 +65,7 @@ class Relay:
                     supervise_watch(
                         watch,
                         self.publisher.publish,
+                        request_resync=self.publisher.request_resync,
                         wait=self.settings.relay_watch_wait,
                         min_interval=self.settings.relay_watch_min_interval,
                         backoff_max=self.settings.relay_error_backoff_max,

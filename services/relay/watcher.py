@@ -21,6 +21,7 @@ PUBLISH_ERRORS = (BusError, nats.errors.Error, OSError, TimeoutError)
 
 Fetch = Callable[[int, float], Awaitable[ConsulResponse]]
 Publish = Callable[[ConsulChange], Awaitable[object]]
+RequestResync = Callable[[str], Awaitable[None]]
 
 
 def next_index(previous: int, returned: int | None) -> int:
@@ -73,6 +74,7 @@ async def run_watch(
     watch: Watch,
     publish: Publish,
     *,
+    request_resync: RequestResync | None = None,
     wait: float,
     min_interval: float,
     backoff_max: float,
@@ -155,6 +157,7 @@ async def run_watch(
                     },
                 )
                 published_index = response.index
+                await _ask_resync(request_resync, watch, "too large to publish")
             except PUBLISH_ERRORS as exc:
                 stats.errors += 1
                 log.warning(
@@ -177,6 +180,7 @@ async def run_watch(
                         "reason": str(exc),
                     },
                 )
+                await _ask_resync(request_resync, watch, "answer rejected")
         index = new_index
         elapsed = time.monotonic() - started
         if elapsed < min_interval:
@@ -187,6 +191,7 @@ async def supervise_watch(
     watch: Watch,
     publish: Publish,
     *,
+    request_resync: RequestResync | None = None,
     wait: float,
     min_interval: float,
     backoff_max: float,
@@ -199,6 +204,7 @@ async def supervise_watch(
             await run_watch(
                 watch,
                 publish,
+                request_resync=request_resync,
                 wait=wait,
                 min_interval=min_interval,
                 backoff_max=backoff_max,
@@ -219,3 +225,16 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
     except TimeoutError:
         return
+
+
+async def _ask_resync(request_resync: RequestResync | None, watch: Watch, what: str) -> None:
+    """An answer that was not passed on is a gap: ask the enricher to read Consul whole."""
+    if request_resync is None:
+        return
+    try:
+        await request_resync(f"relay: {watch.watch_type} {what}")
+    except PUBLISH_ERRORS as exc:
+        log.warning(
+            "resync request failed",
+            extra={"event": "relay.resync_failed", "type": watch.watch_type, "reason": str(exc)},
+        )

@@ -60,3 +60,30 @@ async def test_a_catalog_index_going_backwards_resets_to_zero() -> None:
     assert sent == [0, 900, 0]
     assert [c.consul_index for c in published] == [900, 40]
     assert stats.resets == 1
+
+
+async def test_a_rejected_answer_asks_for_a_resync_instead_of_moving_on_silently() -> None:
+    """An answer the relay cannot pass on is a gap: it asks the enricher for a resync."""
+    sent, fetch, stop = _answers([50, 51], {"not": "a list of nodes"})
+    asked: list[str] = []
+
+    async def request_resync(reason: str) -> None:
+        asked.append(reason)
+
+    published: list[ConsulChange] = []
+
+    async def publish(change: ConsulChange) -> None:
+        published.append(change)
+
+    await run_watch(
+        Watch("nodes", fetch),
+        publish,
+        request_resync=request_resync,
+        wait=1.0,
+        min_interval=0.0,
+        backoff_max=0.01,
+        stats=WatchStats(),
+        stop=stop,
+    )
+    assert published == []
+    assert asked == ["relay: nodes answer rejected"] * 2
