@@ -64,7 +64,7 @@ async def test_a_catalog_index_going_backwards_resets_to_zero() -> None:
 
 async def test_a_rejected_answer_asks_for_a_resync_instead_of_moving_on_silently() -> None:
     """An answer the relay cannot pass on is a gap: it asks the enricher for a resync."""
-    sent, fetch, stop = _answers([50, 51], {"not": "a list of nodes"})
+    _sent, fetch, stop = _answers([50, 51], {"not": "a list of nodes"})
     asked: list[str] = []
 
     async def request_resync(reason: str) -> None:
