@@ -46,6 +46,9 @@ log = logging.getLogger("nodeview.enricher")
 
 RESYNC_RETRY_MAX_SECONDS = 30.0
 
+RESYNC_REQUEST_MIN_INTERVAL_SECONDS = 1.0
+"""Requested resyncs start at most this often; the requests in between share the next one."""
+
 RECHECK_MIN_SECONDS = 2.0
 RECHECK_MAX_SECONDS = 60.0
 """Bounds of the back-off between whole reads while a list answer stays refused or filtered."""
@@ -67,7 +70,8 @@ class Decoded:
     """The decoded messages of one fetch, in stream order, with their trace contexts."""
 
     changes: list[ConsulChange] = field(default_factory=list)
-    resyncs: list[ResyncRequested] = field(default_factory=list)
+    resyncs: list[tuple[Msg, ResyncRequested]] = field(default_factory=list)
+    """Resync requests with their messages: acknowledged once a resync covered them."""
     contexts: list[dict[str, str]] = field(default_factory=list)
     superseded: int = 0
     """Messages left undecoded because a newer one of the same watched thing is in the batch."""
@@ -130,6 +134,9 @@ class Enricher:
         self._resync_retry_at = 0.0
         self._recheck_delay = 0.0
         self._recheck_at = 0.0
+        self._requests: dict[str, tuple[Msg, ResyncRequested]] = {}
+        """Resync requests not yet covered by a resync, by request id (redeliveries collapse)."""
+        self._requests_next_at = 0.0
 
     def ready(self) -> bool:
         """Ready once connected; a standby is ready too (it is waiting for the lock)."""
@@ -290,6 +297,10 @@ class Enricher:
                     await asyncio.wait_for(self.stopping.wait(), delay)
                 continue
             try:
+                await self._resync_requests_when_due()
+            except ResyncFailed as exc:
+                self._resync_failed("requested resync failed", exc)
+            try:
                 msgs = await self._fetch_batch(sub)
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
@@ -355,10 +366,11 @@ class Enricher:
             except PoisonMessage as exc:
                 await self._dead_letter(msg, "undecodable", str(exc))
                 continue
-            to_ack.append(msg)
             if isinstance(item, ResyncRequested):
-                decoded.resyncs.append(item)
-            elif meta.num_delivered > 1 and classify(self.engine.state, item) == "backwards":
+                decoded.resyncs.append((msg, item))
+                continue
+            to_ack.append(msg)
+            if meta.num_delivered > 1 and classify(self.engine.state, item) == "backwards":
                 metrics.EVENTS.labels(item.watch_type, "superseded").inc()
             else:
                 decoded.changes.append(item)
@@ -422,11 +434,38 @@ class Enricher:
                 )
         if decoded.resyncs:
             metrics.EVENTS.labels("resync", "applied").inc(len(decoded.resyncs))
-            last = decoded.resyncs[-1]
+            for msg, request in decoded.resyncs:
+                self._requests[request.request_id] = (msg, request)
+            await self._resync_requests_when_due()
+
+    async def _resync_requests_when_due(self) -> None:
+        """Run one resync for every waiting request, at most once per minimum interval.
+
+        Requests that arrive while one runs, or within the interval after it started, wait
+        for the next: a burst of flushes costs two resyncs, not one each. Their messages are
+        acknowledged only once a resync covered them (a crash hands them to the standby).
+        """
+        assert self.engine is not None
+        if not self._requests or time.monotonic() < self._requests_next_at:
+            return
+        waiting = list(self._requests.values())
+        self._requests.clear()
+        self._requests_next_at = time.monotonic() + RESYNC_REQUEST_MIN_INTERVAL_SECONDS
+        last = waiting[-1][1]
+        for msg, _ in waiting:
+            # A long resync must not outlast the acknowledgement deadline of what it serves.
+            with contextlib.suppress(*NATS_ERRORS):
+                await msg.in_progress()
+        try:
             await self.engine.resync(
                 f"requested by {last.requested_by}: {last.reason}",
-                request_ids=[r.request_id for r in decoded.resyncs],
+                request_ids=[request.request_id for _, request in waiting],
             )
+        finally:
+            # Done or failed (then retried as a pending resync), never redelivered forever.
+            for msg, _ in waiting:
+                with contextlib.suppress(*NATS_ERRORS):
+                    await msg.ack()
 
     async def _dead_letter(self, msg: Msg, reason: str, detail: str) -> None:
         assert self.js is not None

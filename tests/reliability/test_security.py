@@ -422,3 +422,26 @@ async def test_consul_url_userinfo_never_leaks(tmp_path: Path) -> None:
 
 async def _spans_from(receiver: OtlpReceiver, service: str) -> None:
     assert any(span.service == service for span in receiver.spans)
+
+
+@pytest.mark.timeout(120)
+async def test_a_burst_of_flushes_shares_resyncs(stack: Stack) -> None:
+    """Twenty flushes within a second all complete, served by at most two resyncs."""
+    requested = {"reason": "requested", "outcome": "ok"}
+    before = await stack.metric("enricher-1", "nodeview_resyncs_total", requested)
+    members_before = stack.consul.counters.total(endpoint="/v1/agent/members")
+    flush = stack.url("api-1") + "/api/v1/admin/cache/nodes/flush?wait=true"
+    auth = {"Authorization": f"Bearer {stack.admin_token}"}
+
+    async def one(delay: float) -> httpx.Response:
+        await asyncio.sleep(delay)
+        return await stack.http.post(flush, headers=auth)
+
+    answers = await asyncio.gather(*(one(i / 20) for i in range(20)))
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["success"] is True
+    resyncs = await stack.metric("enricher-1", "nodeview_resyncs_total", requested) - before
+    assert 1 <= resyncs <= 2, resyncs
+    members_reads = stack.consul.counters.total(endpoint="/v1/agent/members") - members_before
+    report("flush_burst", flushes=20, resyncs=resyncs, members_reads=members_reads)
