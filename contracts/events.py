@@ -76,6 +76,13 @@ class ConsulChange(BaseModel):
     """The JSON exactly as Consul returned it (or handed it to a watch handler)."""
     filtered_by_acls: bool = False
     """Consul said its ACLs left items out of ``payload``: missing items are not gone."""
+    relay_id: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
+    """Which relay process observed it (its watcher or HTTP handler); ``None`` for scripts."""
+
+    @property
+    def origin(self) -> str:
+        """One observer of Consul: its index order is Consul's order (a relay, or scripts)."""
+        return f"{self.source}:{self.relay_id}" if self.relay_id else self.source
 
     @property
     def dedup_key(self) -> str | None:

@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Literal
 
 from contracts.events import ConsulChange
@@ -25,6 +26,10 @@ Outcome = Literal[
 """``refused``: an answer that would empty a list nodeview holds (an ACL token that lost its
 rights answers 200 with nothing): never applied, shown as degraded until a sound answer comes."""
 
+OTHER_ORIGIN_TOLERANCE = timedelta(seconds=1)
+"""A lower index from another observer read this much later than the higher one is a reset
+(beyond the clock skew between relay pods); read earlier, it is only a late answer."""
+
 NOT_RECORDED: frozenset[Outcome] = frozenset({"bad_payload", "ignored", "refused"})
 """Outcomes whose index is not recorded: a good copy of the same change from another source
 must still apply, and things nodeview does not watch leave no state behind."""
@@ -43,7 +48,9 @@ class EnricherState:
     event_index: dict[tuple[str, str | None], int] = field(default_factory=dict)
     """(type, key) → index of the last change event applied, to see indexes going backwards."""
     event_source: dict[tuple[str, str | None], str] = field(default_factory=dict)
-    """(type, key) → source of that event: only the same source going backwards is a reset."""
+    """(type, key) → origin of that event: the same origin going backwards is a reset."""
+    event_observed: dict[tuple[str, str | None], datetime] = field(default_factory=dict)
+    """(type, key) → when that event was observed, to tell a late answer from a reset."""
     last_event_ltime: int = 0
 
     def rebase(self, read: Mapping[tuple[str, str | None], int]) -> None:
@@ -55,6 +62,7 @@ class EnricherState:
         for key in [k for k in self.event_index if k[0] != "event"]:
             del self.event_index[key]
             self.event_source.pop(key, None)
+            self.event_observed.pop(key, None)
         for key in [k for k in self.seen_index if k[0] != "event"]:
             del self.seen_index[key]
         self.seen_index.update(read)
@@ -70,6 +78,7 @@ class EnricherState:
             if key not in read or self.event_index[key] > read[key]:
                 del self.event_index[key]
                 self.event_source.pop(key, None)
+                self.event_observed.pop(key, None)
         for key in [k for k in self.seen_index if k[0] != "event" and k not in read]:
             del self.seen_index[key]
         self.seen_index.update(read)
@@ -150,8 +159,14 @@ def classify(state: EnricherState, change: ConsulChange) -> Outcome | None:
     if last_event is not None and change.consul_index < last_event:
         # Two sources (agent watch and watcher) race: an older index from the other one is
         # late, not a Consul reset.
-        same_source = state.event_source.get(key) == change.source
-        return "backwards" if same_source else "superseded"
+        # Two observers (agent watch and watcher, or two relays) race: an older index from
+        # the other one is late, not a Consul reset — unless it was read clearly later.
+        if state.event_source.get(key) == change.origin:
+            return "backwards"
+        seen_at = state.event_observed.get(key)
+        if seen_at is not None and change.observed_at - seen_at > OTHER_ORIGIN_TOLERANCE:
+            return "backwards"
+        return "superseded"
     seen = state.seen_index.get(key)
     if seen is not None and change.consul_index <= seen:
         return "duplicate" if change.consul_index == last_event else "superseded"
@@ -168,7 +183,8 @@ def apply_change(
         plan.full_resync = plan.full_resync or f"{change.watch_type} index went backwards"
         plan.index_reset = True
         state.event_index[key] = change.consul_index
-        state.event_source[key] = change.source
+        state.event_source[key] = change.origin
+        state.event_observed[key] = change.observed_at
         return skip
     if skip is not None:
         return skip
@@ -179,7 +195,8 @@ def apply_change(
     if outcome in NOT_RECORDED:
         return outcome
     state.event_index[key] = change.consul_index
-    state.event_source[key] = change.source
+    state.event_source[key] = change.origin
+    state.event_observed[key] = change.observed_at
     state.seen_index[key] = change.consul_index
     for node in plan.dirty:
         state.inventory.node_index[node] = max(

@@ -52,7 +52,7 @@ class Relay:
         self.nc = await bus.connect(self.settings, "nodeview-relay")
         js = self.nc.jetstream()
         await bus.ensure_streams(js, self.settings)
-        self.publisher = Publisher(self.nc, js)
+        self.publisher = Publisher(self.nc, js, relay_id=self.settings.relay_id)
         if not self.watcher:
             return
         watches = standard_watches(

@@ -19,12 +19,16 @@ log = logging.getLogger("nodeview.relay")
 class Publisher:
     """Publishes ``ConsulChange`` events; the stream collapses duplicates by message id."""
 
-    def __init__(self, nc: Client, js: JetStreamContext) -> None:
+    def __init__(self, nc: Client, js: JetStreamContext, *, relay_id: str | None = None) -> None:
         self._nc = nc
         self._js = js
+        self._relay_id = relay_id
 
     async def publish(self, change: ConsulChange) -> bus.PublishResult:
         """Publish one change and record whether the stream stored it or saw a duplicate."""
+        if self._relay_id is not None and change.relay_id is None:
+            # Which relay saw it: two relays' answers are then ordered apart, not as one.
+            change = change.model_copy(update={"relay_id": self._relay_id})
         subject = consul_subject(change.watch_type)
         with tracer().start_as_current_span(
             f"consul.watch {change.watch_type}",

@@ -1,5 +1,7 @@
 """Settings of the relay, read once from the environment."""
 
+import os
+import socket
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -28,6 +30,14 @@ class RelaySettings(NatsSettings, ConsulSettings):
     relay_error_backoff_max: float = Field(
         default=30.0, gt=0, le=600, validation_alias="RELAY_ERROR_BACKOFF_MAX"
     )
+
+    relay_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        min_length=1,
+        max_length=128,
+        validation_alias="RELAY_ID",
+    )
+    """Names this relay process in its events (two relays' indexes are ordered apart)."""
 
     consul_index: str | None = Field(default=None, validation_alias="CONSUL_INDEX")
     """Set by Consul for a script handler: the index of the watch answer on stdin."""

@@ -2,6 +2,7 @@
 
 import base64
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
 import pytest
@@ -755,3 +756,29 @@ def test_a_sites_value_with_a_huge_integer_is_a_bad_payload() -> None:
     raw = b'{"sites": [], "version": ' + b"7" * 5000 + b"}"
     outcome, _ = _apply(state, _change("key", 30, _kv_entry(raw), key=SITES_KEY))
     assert outcome == "bad_payload"
+
+
+def _from_relay(index: int, relay: str, observed: datetime) -> ConsulChange:
+    return ConsulChange(
+        watch_type="nodes",
+        consul_index=index,
+        source="watcher",
+        relay_id=relay,
+        observed_at=observed,
+        payload=NODES,
+    )
+
+
+def test_a_lower_index_from_another_relay_is_late_not_a_reset() -> None:
+    """Relay B's 99 read before relay A's 100 is a late answer; read well after, a reset."""
+    state = _state_with_nodes()
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    assert _apply(state, _from_relay(100, "a", now))[0] == "applied"
+    assert _apply(state, _from_relay(99, "b", now - timedelta(milliseconds=5)))[0] == "superseded"
+    assert _apply(state, _from_relay(99, "b", now + timedelta(milliseconds=300)))[0] == (
+        "superseded"
+    )
+    outcome, plan = _apply(state, _from_relay(98, "b", now + timedelta(seconds=30)))
+    assert outcome == "backwards"
+    assert plan.index_reset
+    assert _apply(state, _from_relay(97, "b", now + timedelta(seconds=31)))[0] == "backwards"
