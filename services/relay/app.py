@@ -40,12 +40,23 @@ class Relay:
         self._tasks: list[asyncio.Task[None]] = []
 
     def ready(self) -> bool:
-        """Ready once connected to NATS."""
-        return self.nc is not None and self.nc.is_connected
+        """Ready once connected to NATS, and while Consul does not refuse a watch's token."""
+        return self.nc is not None and self.nc.is_connected and not self._denied()
+
+    def _denied(self) -> list[str]:
+        return sorted(name for name, stats in self.stats.items() if stats.denied)
 
     def status(self) -> dict[str, Any]:
-        """Return watcher counters for the health routes."""
-        return {"watches": {name: vars(stats) for name, stats in self.stats.items()}}
+        """Return watcher counters for the health routes, and why the relay is not ready."""
+        status: dict[str, Any] = {
+            "watches": {name: vars(stats) for name, stats in self.stats.items()}
+        }
+        denied = self._denied()
+        if denied:
+            status["reason"] = f"Consul refused the ACL token for: {', '.join(denied)}"
+        elif self.nc is None or not self.nc.is_connected:
+            status["reason"] = "NATS is not connected"
+        return status
 
     async def start(self) -> None:
         """Connect to NATS, make sure the streams exist, and start the watch loops."""

@@ -11,7 +11,7 @@ import nats.errors
 
 from contracts.events import ConsulChange
 from services.bus import BusError, MessageTooLarge
-from services.consul import ConsulClient, ConsulError, ConsulResponse
+from services.consul import ConsulACLDenied, ConsulClient, ConsulError, ConsulResponse
 from services.relay.payloads import BadWatchPayload, make_change
 
 log = logging.getLogger("nodeview.relay")
@@ -68,6 +68,8 @@ class WatchStats:
     published: int = 0
     errors: int = 0
     resets: int = 0
+    denied: bool = False
+    """The last query was refused by Consul's ACLs (403): no change can come through."""
 
 
 async def run_watch(
@@ -92,6 +94,7 @@ async def run_watch(
             response = await watch.fetch(index, wait)
         except ConsulError as exc:
             stats.errors += 1
+            stats.denied = isinstance(exc, ConsulACLDenied)
             failures += 1
             delay = min(backoff_max, 0.5 * 2 ** min(failures, 10)) * (0.5 + random.random() / 2)
             log.warning(
@@ -116,6 +119,7 @@ async def run_watch(
             await _sleep_or_stop(stop, min(backoff_max, 0.5 * 2 ** min(failures, 10)))
             continue
         failures = 0
+        stats.denied = False
         if watch.opaque_index:
             # /v1/event/list derives its index from event IDs: it has no order, only identity.
             new_index = max(response.index, 1)

@@ -292,7 +292,7 @@ async def test_consul_acl_token_is_honoured_and_its_absence_is_visible(tmp_path:
     try:
         await converge(stack, ("api-1",))
         add_process(stack, "relay-no-acl", ["relay", "watch"], "RELAY_PORT", drop=["CONSUL_TOKEN"])
-        await asyncio.to_thread(stack.processes["relay-no-acl"].wait_ready)
+        await asyncio.to_thread(stack.processes["relay-no-acl"].wait_ready, "/healthz")
 
         async def refused() -> None:
             status = (await stack.http.get(stack.url("relay-no-acl") + "/healthz")).json()
@@ -300,6 +300,9 @@ async def test_consul_acl_token_is_honoured_and_its_absence_is_visible(tmp_path:
             assert sum(w["errors"] for w in watches.values()) >= len(watches)
             assert sum(w["published"] for w in watches.values()) == 0
             assert "403" in stack.processes["relay-no-acl"].log_text()
+            ready = await stack.http.get(stack.url("relay-no-acl") + "/readyz")
+            assert ready.status_code == 503, ready.text
+            assert "ACL token" in ready.json()["reason"]
 
         await eventually(refused, within=60)
         stack.consul.state.join_node("acl-node", "127.120.0.1")
