@@ -191,6 +191,11 @@ class ControlApi:
         )
         return self.double.faults.to_json()
 
+    async def acl_filter(self, request: Request, params: dict[str, str]) -> Any:
+        """Act as a token without read rights (``on``, default true): lists answer empty."""
+        self.double.filter_by_acls(_get(_payload(request), "on", bool, True))
+        return self.double.faults.to_json()
+
     async def clear(self, request: Request, params: dict[str, str]) -> Any:
         """Remove latency and error rules."""
         self.double.clear_faults()
@@ -249,6 +254,7 @@ _ROUTES: list[tuple[str, Pattern, ControlHandler]] = [
         ("POST", "/events", ControlApi.event),
         ("POST", "/faults/latency", ControlApi.latency),
         ("POST", "/faults/errors", ControlApi.errors),
+        ("POST", "/faults/acl-filter", ControlApi.acl_filter),
         ("POST", "/faults/clear", ControlApi.clear),
         ("POST", "/servers/{server}/{action}", ControlApi.server_power),
         ("POST", "/leader", ControlApi.leader),

@@ -232,7 +232,15 @@ async def test_control_faults_leader_index_and_counters(
     assert (await client.get(f"{double.urls[0]}/v1/catalog/nodes")).status_code == 502
     await control.post("/faults/latency", json={"seconds": 0.05, "server": 1})
     assert double.faults.latency_for(1, "/v1/x") == 0.05
-    assert (await control.post("/faults/clear")).json() == {"latency": [], "errors": []}
+    assert (await control.post("/faults/acl-filter", json={"on": True})).json()["acl_filtered"]
+    filtered = await client.get(f"{double.urls[0]}/v1/catalog/nodes")
+    assert filtered.json() == []
+    assert filtered.headers["X-Consul-Results-Filtered-By-ACLs"] == "true"
+    assert (await control.post("/faults/clear")).json() == {
+        "latency": [],
+        "errors": [],
+        "acl_filtered": False,
+    }
     assert (await control.post("/leader", json={"server": 2})).json() == {"leader": 2}
     leader = await client.get(f"{double.urls[0]}/v1/status/leader")
     assert leader.json() == "127.0.1.3:8300"
