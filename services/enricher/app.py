@@ -31,7 +31,7 @@ from services.enricher.engine import Engine, EngineSettings, ResyncFailed
 from services.enricher.leader import Leadership, LeadershipLost
 from services.enricher.planner import classify, newest_of_each
 from services.enricher.settings import EnricherSettings
-from services.enricher.store import KvViewStore
+from services.enricher.store import FencedStore, KvViewStore
 from services.health import add_health_routes, make_server
 from services.logs import setup_logging
 from services.telemetry import (
@@ -169,20 +169,20 @@ class Enricher:
             ttl=self.settings.enricher_lock_ttl,
         )
         store = KvViewStore(self.js)
-        self.engine = Engine(
-            self.consul,
-            store,
-            EngineSettings(
-                sites_key=self.settings.sites_kv_key,
-                resync_event=self.settings.resync_event_name,
-                unmapped_label=self.settings.site_unmapped_label,
-            ),
-        )
         self.leadership = Leadership(
             self.js,
             self.settings.enricher_id,
             self.settings.enricher_lock_ttl,
             replicas=self.settings.nats_stream_replicas,
+        )
+        self.engine = Engine(
+            self.consul,
+            FencedStore(store, self.leadership.check),
+            EngineSettings(
+                sites_key=self.settings.sites_kv_key,
+                resync_event=self.settings.resync_event_name,
+                unmapped_label=self.settings.site_unmapped_label,
+            ),
         )
         while not self.stopping.is_set():
             try:
@@ -280,6 +280,14 @@ class Enricher:
         sub = await self._pull_subscription()
         try:
             await self._consume_from(sub)
+        except LeadershipLost as exc:
+            # Fenced: the lease may have expired mid-work. What was not acknowledged goes to
+            # whoever holds the lock next.
+            log.error(  # noqa: TRY400 - the message says all; no traceback needed
+                "enricher lease lost while working; back to standby",
+                extra={"event": "enrich.lock_lost", "reason": str(exc)},
+            )
+            self.lost.set()
         finally:
             with contextlib.suppress(*NATS_ERRORS, ValueError):
                 await sub.unsubscribe()

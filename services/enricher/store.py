@@ -1,6 +1,6 @@
 """The nodes KV bucket as the enricher sees it: load what is there, write only what changed."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from nats.js import JetStreamContext
@@ -69,3 +69,35 @@ class KvViewStore:
             except ValidationError:
                 continue
         return views, meta
+
+
+class FencedStore:
+    """A ``ViewStore`` that writes only while ``check`` passes (the lease is surely held).
+
+    An enricher that lost its lease (CPU-starved refresh, NATS partition) stops writing before
+    a standby can take over, instead of overwriting the new holder's views.
+    """
+
+    def __init__(self, store: ViewStore, check: Callable[[], None]) -> None:
+        self._store = store
+        self._check = check
+
+    async def put_view(self, view: NodeView, headers: Mapping[str, str]) -> None:
+        """Write one node's view, if still allowed."""
+        self._check()
+        await self._store.put_view(view, headers)
+
+    async def delete_view(self, node: str, headers: Mapping[str, str]) -> None:
+        """Delete one node's view, if still allowed."""
+        self._check()
+        await self._store.delete_view(node, headers)
+
+    async def put_meta(self, meta: ViewMeta, headers: Mapping[str, str]) -> None:
+        """Write the meta entry, if still allowed."""
+        self._check()
+        await self._store.put_meta(meta, headers)
+
+    async def put_heartbeat(self, heartbeat: Heartbeat) -> None:
+        """Write the heartbeat entry, if still allowed."""
+        self._check()
+        await self._store.put_heartbeat(heartbeat)

@@ -1,15 +1,18 @@
 """The NATS adapter against a real nats-server: streams, dedup, KV writes and the bucket watch."""
 
 import asyncio
+from collections.abc import Mapping
 
 import nats
 import pytest
 
 from contracts import subjects
-from contracts.events import ConsulChange
+from contracts.events import ConsulChange, utc_now
+from contracts.views import Heartbeat, NodeView, ViewMeta
 from services import bus
 from services.config import NatsSettings
-from services.enricher.leader import Leadership, LeadershipLost
+from services.enricher.leader import LEASE_SAFETY, Leadership, LeadershipLost
+from services.enricher.store import FencedStore
 
 
 def _settings(url: str) -> NatsSettings:
@@ -169,4 +172,46 @@ async def test_a_lost_lock_bucket_ends_leadership_and_is_recreated_by_the_next_a
     assert holder.held
     kv = await js.key_value(subjects.BUCKET_ENRICHER_LOCK)
     assert (await kv.get(subjects.KEY_ENRICHER_LOCK)).value == b"holder"
+    await nc.close()
+
+
+@pytest.mark.timeout(30)
+async def test_a_lease_that_may_have_expired_fences_every_write(nats_url: str) -> None:
+    """Past its lease (no refresh within the TTL), an enricher writes nothing until it refreshes."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await bus.ensure_streams(js, _settings(nats_url))
+    await bus.ensure_bucket(js, subjects.BUCKET_ENRICHER_LOCK, replicas=1, ttl=10)
+    now = [1000.0]
+    leadership = Leadership(js, "fenced", ttl=10, clock=lambda: now[0])
+    await leadership.acquire()
+    writes: list[str] = []
+
+    class Recording:
+        """A view store that records what reached it."""
+
+        async def put_view(self, view: NodeView, headers: Mapping[str, str]) -> None:
+            writes.append(view.node)
+
+        async def delete_view(self, node: str, headers: Mapping[str, str]) -> None:
+            writes.append(node)
+
+        async def put_meta(self, meta: ViewMeta, headers: Mapping[str, str]) -> None:
+            writes.append("meta")
+
+        async def put_heartbeat(self, heartbeat: Heartbeat) -> None:
+            writes.append("heartbeat")
+
+    store = FencedStore(Recording(), leadership.check)
+    view = NodeView(node="n1", addr="127.0.0.1", site_name="x", updated_at=utc_now())
+    await store.put_view(view, {})
+    now[0] += 10 * LEASE_SAFETY
+    with pytest.raises(LeadershipLost):
+        await store.put_view(view, {})
+    with pytest.raises(LeadershipLost):
+        await store.put_meta(ViewMeta(generation=1, synced_at=utc_now()), {})
+    assert writes == ["n1"]
+    await leadership.refresh()
+    await store.delete_view("n1", {})
+    assert writes == ["n1", "n1"]
     await nc.close()
