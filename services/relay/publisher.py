@@ -3,6 +3,7 @@
 import logging
 import uuid
 
+import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from opentelemetry.trace import SpanKind
@@ -48,6 +49,9 @@ class Publisher:
                 )
             except bus.MessageTooLarge:
                 metrics.RELAY_PUBLISHED.labels(change.watch_type, change.source, "too_large").inc()
+                raise
+            except (bus.BusError, nats.errors.Error, OSError, TimeoutError):
+                metrics.RELAY_PUBLISHED.labels(change.watch_type, change.source, "failed").inc()
                 raise
             span.set_attribute("nodeview.duplicate", result.duplicate)
             span.set_attribute("messaging.message.id", str(result.stream_seq))
