@@ -22,6 +22,7 @@ from contracts.views import (
     ServiceDetail,
     ServiceNamesResponse,
 )
+from services.api.clients import client_address
 from services.api.feed import Feed, Subscriber
 from services.api.negotiation import GZIP_MIN_BYTES, accepts_gzip, etag_matches
 from services.api.settings import ApiSettings
@@ -115,7 +116,11 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
         feed = runtime.feed
         if feed is None or not feed.ready.is_set():
             return _not_ready()
-        client = request.client.host if request.client else "unknown"
+        client = client_address(
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            settings.api_trusted_proxies,
+        )
         if not limiter.acquire(client):
             return error_response(429, "too_many_streams", "close other event streams first")
         subscriber = Subscriber(client)
@@ -217,7 +222,11 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
         if denied is not None:
             return denied
         request_id = uuid.uuid4().hex
-        client = request.client.host if request.client else "unknown"
+        client = client_address(
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            settings.api_trusted_proxies,
+        )
         feed, publish_resync = runtime.feed, runtime.publisher
         if feed is None or publish_resync is None:
             return _not_ready()

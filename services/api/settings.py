@@ -1,9 +1,12 @@
 """Settings of the API, read once from the environment."""
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
+from services.api.clients import Network, parse_networks
 from services.config import NatsSettings, read_secret
 
 
@@ -27,6 +30,15 @@ class ApiSettings(NatsSettings):
         default=15.0, gt=0, validation_alias="API_SSE_KEEPALIVE_SECONDS"
     )
     api_max_body_bytes: int = Field(default=64 * 1024, ge=0, validation_alias="API_MAX_BODY_BYTES")
+    api_trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = Field(
+        default=(), validation_alias="API_TRUSTED_PROXIES"
+    )
+    """Proxies (addresses or CIDRs) whose ``X-Forwarded-For`` names the client; none by default."""
+
+    @field_validator("api_trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: object) -> object:
+        return parse_networks(value) if isinstance(value, str) else value
 
     def admin_token_value(self) -> SecretStr | None:
         """Return the admin bearer token from API_ADMIN_TOKEN or API_ADMIN_TOKEN_FILE."""

@@ -73,6 +73,13 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
             drop=["API_ADMIN_TOKEN"],
         )
         add_process(running, "api-none", ["api"], "API_PORT", drop=["API_ADMIN_TOKEN"])
+        add_process(
+            running,
+            "api-proxied",
+            ["api"],
+            "API_PORT",
+            {"API_TRUSTED_PROXIES": "127.0.0.1/32", "API_SSE_MAX_PER_CLIENT": "2"},
+        )
         for process in running.processes.values():
             await asyncio.to_thread(process.wait_ready)
         async with supervised(running):
@@ -259,6 +266,30 @@ async def test_event_streams_per_client_are_bounded(stack: Stack) -> None:
         assert refused.json()["error"] == "too_many_streams"
     async with httpx.AsyncClient(timeout=30.0) as client, client.stream("GET", url) as response:
         assert response.status_code == 200
+
+
+@pytest.mark.timeout(90)
+async def test_behind_a_trusted_proxy_stream_limits_are_per_forwarded_client(
+    stack: Stack,
+) -> None:
+    """Behind a trusted proxy each X-Forwarded-For client has its own limit, not the proxy's."""
+    url = stack.url("api-proxied") + "/api/v1/nodes/events"
+    alice = {"X-Forwarded-For": "198.51.100.1"}
+    async with AsyncExitStack() as streams:
+        client = await streams.enter_async_context(httpx.AsyncClient(timeout=30.0))
+        for _ in range(2):
+            response = await streams.enter_async_context(client.stream("GET", url, headers=alice))
+            assert response.status_code == 200
+        refused = await stack.http.get(url, headers=alice)
+        assert refused.status_code == 429
+        # Claiming alice's address further left changes nothing: the rightmost hop counts.
+        other = {"X-Forwarded-For": "198.51.100.1, 192.0.2.1"}
+        spoofed = await streams.enter_async_context(client.stream("GET", url, headers=other))
+        assert spoofed.status_code == 200
+        bob = await streams.enter_async_context(
+            client.stream("GET", url, headers={"X-Forwarded-For": "198.51.100.2"})
+        )
+        assert bob.status_code == 200
 
 
 @pytest.mark.timeout(60)
