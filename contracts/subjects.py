@@ -98,7 +98,18 @@ def node_from_key(key: str) -> str | None:
     return None
 
 
-def msg_id(watch_type: str, key: str | None, consul_index: int, digest: str | None = None) -> str:
-    """Return the ``Nats-Msg-Id`` that collapses duplicates (``digest``: after an index reset)."""
-    base = f"{watch_type}:{key or '-'}:{consul_index}"
+def msg_id(
+    watch_type: str,
+    key: str | None,
+    consul_index: int,
+    digest: str | None = None,
+    *,
+    datacenter: str | None = None,
+) -> str:
+    """Return the ``Nats-Msg-Id`` that collapses duplicates (``digest``: after an index reset).
+
+    Another datacenter's change is another thing: its name goes into the key part.
+    """
+    thing = f"{key or '-'}@{datacenter}" if datacenter else (key or "-")
+    base = f"{watch_type}:{thing}:{consul_index}"
     return f"{base}:{digest}" if digest else base

@@ -29,6 +29,9 @@ DUPLICATE_WINDOW_SECONDS = 120.0
 
 DEAD_LETTER_MAX_AGE_SECONDS = 7 * 24 * 3600.0
 
+DEAD_LETTER_MAX_BYTES = 64 * 1024**2
+"""Size bound of the dead-letter stream (the oldest go first)."""
+
 
 class BusError(Exception):
     """A NATS or JetStream operation failed."""
@@ -131,6 +134,8 @@ async def ensure_streams(js: JetStreamContext, settings: NatsSettings) -> None:
             storage=js_api.StorageType.FILE,
             retention=js_api.RetentionPolicy.LIMITS,
             max_age=settings.nats_stream_max_age_seconds,
+            max_bytes=settings.nats_stream_max_bytes,
+            discard=js_api.DiscardPolicy.OLD,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
             num_replicas=replicas,
         ),
@@ -139,6 +144,8 @@ async def ensure_streams(js: JetStreamContext, settings: NatsSettings) -> None:
             subjects=[subjects.SUBJECT_DEAD_LETTER],
             storage=js_api.StorageType.FILE,
             max_age=DEAD_LETTER_MAX_AGE_SECONDS,
+            max_bytes=DEAD_LETTER_MAX_BYTES,
+            discard=js_api.DiscardPolicy.OLD,
             num_replicas=replicas,
         ),
     ]
@@ -214,7 +221,10 @@ async def publish_change(
     digest = change.payload_digest()
     all_headers = {
         subjects.HEADER_MSG_ID: subjects.msg_id(
-            change.watch_type, change.dedup_key, change.consul_index
+            change.watch_type,
+            change.dedup_key,
+            change.consul_index,
+            datacenter=change.datacenter,
         ),
         subjects.HEADER_PAYLOAD_DIGEST: digest,
         subjects.HEADER_OBSERVED_AT: f"{change.observed_at.timestamp():.6f}",
@@ -226,7 +236,11 @@ async def publish_change(
     if ack.duplicate and await _stored_digest_differs(js, ack.seq, digest):
         # A new change on an index reused after a Consul index reset: same id, other payload.
         all_headers[subjects.HEADER_MSG_ID] = subjects.msg_id(
-            change.watch_type, change.dedup_key, change.consul_index, digest
+            change.watch_type,
+            change.dedup_key,
+            change.consul_index,
+            digest,
+            datacenter=change.datacenter,
         )
         ack = await js.publish(subject, body, headers=all_headers)
     return PublishResult(stream_seq=ack.seq, duplicate=bool(ack.duplicate))

@@ -64,6 +64,10 @@ class NatsSettings(BaseServiceSettings):
     nats_stream_max_age_seconds: float = Field(
         default=24 * 3600, gt=0, validation_alias="NATS_STREAM_MAX_AGE_SECONDS"
     )
+    nats_stream_max_bytes: int = Field(
+        default=1024**3, ge=1024**2, validation_alias="NATS_STREAM_MAX_BYTES"
+    )
+    """Size bound of the event stream; the oldest events go first (a gap makes a resync)."""
     nats_connect_timeout: float = Field(default=5.0, gt=0, validation_alias="NATS_CONNECT_TIMEOUT")
 
     @model_validator(mode="after")

@@ -182,6 +182,7 @@ class Enricher:
                 sites_key=self.settings.sites_kv_key,
                 resync_event=self.settings.resync_event_name,
                 unmapped_label=self.settings.site_unmapped_label,
+                datacenter=self.settings.consul_datacenter,
             ),
         )
         while not self.stopping.is_set():

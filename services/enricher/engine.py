@@ -62,6 +62,8 @@ class EngineSettings:
     sites_key: str
     resync_event: str
     unmapped_label: str
+    datacenter: str | None = None
+    """``CONSUL_DATACENTER``: another datacenter than the agent's, so its members do not apply."""
 
 
 @dataclass
@@ -96,7 +98,9 @@ class Engine:
         self._store = store
         self._settings = settings
         self._plan_settings = Settings(
-            sites_key=settings.sites_key, resync_event=settings.resync_event
+            sites_key=settings.sites_key,
+            resync_event=settings.resync_event,
+            datacenter=settings.datacenter,
         )
         self.state = EnricherState()
         self.published: dict[str, NodeView] = {}
@@ -409,6 +413,9 @@ class Engine:
         if kv is not None:
             self._apply_sites(kv.data)
         self.state.inventory = inv
+        self.state.datacenter = next(
+            (node.datacenter for node in inv.catalog.values() if node.datacenter), None
+        )
         read[("nodes", None)] = nodes.index or 0
         read[("services", None)] = services.index or 0
         if kv is not None and kv.index is not None:
@@ -437,7 +444,13 @@ class Engine:
             return None
 
     async def _members_or_none(self) -> dict[str, Member] | None:
-        """Read the members; ``None`` when this Consul does not let us (ACL, no agent API)."""
+        """Read the members; ``None`` when this Consul does not let us (ACL, no agent API).
+
+        Also ``None`` when serving a named datacenter: the agent lists its own datacenter's
+        members only, whatever ``?dc=`` says, so statuses come from that datacenter's serfHealth.
+        """
+        if self._settings.datacenter is not None:
+            return None
         try:
             response = await self._consul.members()
         except ConsulHTTPError as exc:

@@ -52,6 +52,8 @@ class EnricherState:
     event_observed: dict[tuple[str, str | None], datetime] = field(default_factory=dict)
     """(type, key) → when that event was observed, to tell a late answer from a reset."""
     last_event_ltime: int = 0
+    datacenter: str | None = None
+    """The datacenter the catalog belongs to, learnt from a resync's nodes."""
 
     def rebase(self, read: Mapping[tuple[str, str | None], int]) -> None:
         """After an index reset, make the resync's read indexes the baseline of every thing."""
@@ -127,6 +129,8 @@ class Settings:
 
     sites_key: str
     resync_event: str
+    datacenter: str | None = None
+    """The datacenter served (``CONSUL_DATACENTER``); changes named for another are ignored."""
 
 
 def newest_of_each(things: Sequence[tuple[str, str | None, int] | None]) -> list[int]:
@@ -177,6 +181,10 @@ def apply_change(
     state: EnricherState, change: ConsulChange, settings: Settings, plan: ReadPlan
 ) -> Outcome:
     """Apply the state a change carries to ``state`` and add the reads it needs to ``plan``."""
+    served = settings.datacenter or state.datacenter
+    if change.datacenter and served and change.datacenter != served:
+        # Another datacenter's catalog must never mix with this one's view.
+        return "ignored"
     skip = classify(state, change)
     key = (change.watch_type, change.dedup_key)
     if skip == "backwards":

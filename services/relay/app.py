@@ -67,7 +67,10 @@ class Relay:
         if not self.watcher:
             return
         watches = standard_watches(
-            self.consul, self.settings.sites_kv_key, self.settings.resync_event_name
+            self.consul,
+            self.settings.sites_kv_key,
+            self.settings.resync_event_name,
+            self.settings.consul_datacenter,
         )
         for watch in watches:
             stats = self.stats.setdefault(watch.watch_type, WatchStats())
@@ -107,6 +110,7 @@ def build_app(relay: Relay) -> FastAPI:
             lambda: relay.publisher,
             relay.settings.relay_token_value(),
             relay.settings.relay_max_body_bytes,
+            relay.settings.relay_max_concurrent_requests,
         )
     )
     add_health_routes(app, relay.ready, relay.status)

@@ -1,5 +1,6 @@
 """The HTTP watch handler: ``POST /v1/watch/{type}`` as Consul's ``http`` handler calls it."""
 
+import asyncio
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -44,11 +45,20 @@ def _name_from_payload(payload: Any, outer: str, field: str) -> str | None:
     return None
 
 
+BUSY_WAIT_SECONDS = 10.0
+"""How long a watch request waits for a free slot before it is answered 503."""
+
+
 def watch_router(
-    publisher: Callable[[], Publisher | None], token: SecretStr | None, max_body: int
+    publisher: Callable[[], Publisher | None],
+    token: SecretStr | None,
+    max_body: int,
+    max_concurrent: int,
+    busy_wait: float = BUSY_WAIT_SECONDS,
 ) -> APIRouter:
     """Return the router of the HTTP watch handler."""
     router = APIRouter()
+    slots = asyncio.Semaphore(max_concurrent)
 
     @router.post("/v1/watch/{watch_type}", status_code=202)
     async def watch_handler(
@@ -66,6 +76,28 @@ def watch_router(
         if denied is not None:
             return denied
         try:
+            await asyncio.wait_for(slots.acquire(), busy_wait)
+        except TimeoutError:
+            return error_response(503, "busy", "too many watch requests at once; retry later")
+        try:
+            return await _handle(
+                watch_type, request, x_consul_index, key or name, service, dc, publisher
+            )
+        finally:
+            slots.release()
+
+    async def _handle(
+        watch_type: str,
+        request: Request,
+        x_consul_index: str | None,
+        key: str | None,
+        service: str | None,
+        dc: str | None,
+        publisher: Callable[[], Publisher | None],
+    ) -> JSONResponse:
+        """Read, validate and publish one watch request (inside a slot)."""
+        name = key
+        try:
             raw = await read_body(request, max_body)
         except BodyTooLarge:
             return error_response(413, "body_too_large", f"the limit is {max_body} bytes")
@@ -74,14 +106,14 @@ def watch_router(
             payload = decode_json(raw)
             if watch_type == "service" and not service:
                 service = _name_from_payload(payload, "Service", "Service")
-            if watch_type == "event" and not (key or name):
+            if watch_type == "event" and not name:
                 name = _name_from_payload(payload, "", "Name")
             change = make_change(
                 watch_type,
                 payload,
                 index,
                 "http",
-                key=key or name,
+                key=name,
                 service=service,
                 datacenter=dc,
             )

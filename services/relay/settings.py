@@ -19,6 +19,10 @@ class RelaySettings(NatsSettings, ConsulSettings):
     relay_max_body_bytes: int = Field(
         default=32 * 1024 * 1024, ge=1024, validation_alias="RELAY_MAX_BODY_BYTES"
     )
+    relay_max_concurrent_requests: int = Field(
+        default=4, ge=1, le=256, validation_alias="RELAY_MAX_CONCURRENT_REQUESTS"
+    )
+    """Watch requests handled at once; bounds memory to this many bodies of the largest size."""
     relay_watcher_enabled: bool = Field(default=True, validation_alias="RELAY_WATCHER_ENABLED")
     relay_watch_wait: float = Field(
         default=300.0, gt=0, le=600, validation_alias="RELAY_WATCH_WAIT"

@@ -1,6 +1,7 @@
 """The built-in watcher: Consul blocking queries, following Consul's index rules."""
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -42,11 +43,15 @@ class Watch:
     key: str | None = None
     opaque_index: bool = False
     """The index only tells answers apart (user events): never "backwards", never reset."""
+    datacenter: str | None = None
+    """The datacenter queried (``CONSUL_DATACENTER``), named in the changes; None: the local one."""
 
 
-def standard_watches(consul: ConsulClient, sites_key: str, event_name: str) -> list[Watch]:
+def standard_watches(
+    consul: ConsulClient, sites_key: str, event_name: str, datacenter: str | None = None
+) -> list[Watch]:
     """Return the watches of DESIGN: nodes, services, Serf health, the sites key, user events."""
-    return [
+    watches = [
         Watch("nodes", lambda i, w: consul.catalog_nodes(index=i, wait=w)),
         Watch("services", lambda i, w: consul.catalog_services(index=i, wait=w)),
         Watch("checks", lambda i, w: consul.health_state("any", index=i, wait=w)),
@@ -58,6 +63,7 @@ def standard_watches(consul: ConsulClient, sites_key: str, event_name: str) -> l
             opaque_index=True,
         ),
     ]
+    return [dataclasses.replace(watch, datacenter=datacenter) for watch in watches]
 
 
 @dataclass
@@ -144,6 +150,7 @@ async def run_watch(
                     response.index,
                     "watcher",
                     key=watch.key,
+                    datacenter=watch.datacenter,
                     filtered_by_acls=response.filtered_by_acls,
                 )
                 await publish(change)

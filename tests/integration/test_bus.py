@@ -40,6 +40,9 @@ async def test_publish_change_dedups_by_type_key_and_index(nats_url: str) -> Non
     assert not other.duplicate
     info = await js.stream_info(subjects.STREAM_EVENTS)
     assert info.state.messages == 2
+    assert info.config.max_bytes == _settings(nats_url).nats_stream_max_bytes
+    dead = await js.stream_info(subjects.STREAM_DEAD_LETTER)
+    assert dead.config.max_bytes == bus.DEAD_LETTER_MAX_BYTES
     await nc.close()
 
 

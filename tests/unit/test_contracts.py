@@ -473,3 +473,11 @@ def test_subject_helpers_build_the_documented_subjects() -> None:
     assert subjects.kv_subject(subjects.BUCKET_NODES, "meta") == "$KV.nodeview_nodes.meta"
     for watch_type in subjects.WATCH_TYPES:
         assert subjects.consul_subject(watch_type).startswith(subjects.SUBJECT_CONSUL_PREFIX + ".")
+
+
+def test_message_ids_of_two_datacenters_differ() -> None:
+    """The same index in two datacenters is two changes, never one collapsed message."""
+    local = subjects.msg_id("nodes", None, 42)
+    remote = subjects.msg_id("nodes", None, 42, datacenter="dc2")
+    assert local != remote
+    assert subjects.parse_msg_id(remote) == ("nodes", "-@dc2", 42)

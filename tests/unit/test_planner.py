@@ -782,3 +782,21 @@ def test_a_lower_index_from_another_relay_is_late_not_a_reset() -> None:
     assert outcome == "backwards"
     assert plan.index_reset
     assert _apply(state, _from_relay(97, "b", now + timedelta(seconds=31)))[0] == "backwards"
+
+
+def test_another_datacenters_change_is_ignored() -> None:
+    """A change named for another datacenter never mixes into this datacenter's view."""
+    state = _state_with_nodes()
+    state.datacenter = "dc1"
+    remote = ConsulChange(
+        watch_type="nodes",
+        consul_index=90,
+        source="http",
+        datacenter="dc2",
+        payload=[_node("remote-1", "10.2.0.1")],
+    )
+    assert _apply(state, remote)[0] == "ignored"
+    assert "remote-1" not in state.inventory.catalog
+    local = remote.model_copy(update={"datacenter": "dc1"})
+    assert _apply(state, local)[0] == "applied"
+    assert "remote-1" in state.inventory.catalog
