@@ -32,6 +32,13 @@ OUTAGE_BACKOFF_MAX_SECONDS = 5.0
 FILTERED_BY_ACLS_HEADER = "X-Consul-Results-Filtered-By-ACLs"
 """Set to ``true`` by Consul when the token's ACLs removed items from a list answer."""
 
+OUTAGE_ENDPOINTS = 2
+"""Endpoints every server refuses at once that make an outage of Consul (pause every read);
+a single one is that endpoint's problem and pauses only its own path."""
+
+ALL_PATHS = ""
+"""Pause key of every read (no request path is empty)."""
+
 BLOCKING_WAIT_MAX_SECONDS = 600.0
 """Consul caps ``wait`` at 10 minutes."""
 
@@ -156,9 +163,11 @@ class ConsulClient:
         self._refused_until: dict[tuple[str, str], float] = {}
         self._outage_until: dict[str, float] = {}
         self._outage_backoff: dict[str, float] = {}
-        """Per path: one that every server refuses pauses its own reads, not the others'.
+        """Per path (and ``ALL_PATHS``): one that every server refuses pauses its own reads.
 
         Entries go once a read of the path succeeds; paths are bounded by the names watched."""
+        self._failing_endpoints: dict[str, float] = {}
+        """Endpoint template → when every server last refused it (an outage spans several)."""
         headers = {"Accept": "application/json", "User-Agent": "nodeview"}
         token = settings.consul_token_value()
         if token is not None:
@@ -274,8 +283,10 @@ class ConsulClient:
                     )
                 else:
                     self._refused_until.pop((server, path), None)
-                    self._outage_backoff.pop(path, None)
-                    self._outage_until.pop(path, None)
+                    self._failing_endpoints.pop(endpoint, None)
+                    for key in (path, ALL_PATHS):
+                        self._outage_backoff.pop(key, None)
+                        self._outage_until.pop(key, None)
                     return response
         assert last is not None
         if not blocking and not last.timeout:
@@ -293,7 +304,9 @@ class ConsulClient:
 
     def _check_outage(self, blocking: bool, path: str, endpoint: str) -> None:
         """Fail fast while reads are paused after every server failed (blocking queries go)."""
-        if not blocking and time.monotonic() < self._outage_until.get(path, 0.0):
+        now = time.monotonic()
+        paused = max(self._outage_until.get(path, 0.0), self._outage_until.get(ALL_PATHS, 0.0))
+        if not blocking and now < paused:
             raise ConsulUnavailable(
                 f"every Consul server failed recently; {endpoint} not sent", endpoint=endpoint
             )
@@ -301,17 +314,30 @@ class ConsulClient:
     def _open_outage(self, path: str, endpoint: str) -> bool:
         """Pause reads of ``path`` after every server failed it (doubling while it lasts).
 
-        Returns True if this call paused them.
+        When every server refuses several endpoints at once, Consul itself is down: every read
+        pauses, so that an outage costs a few probes, not one read per node and service name.
+        Returns True if this call paused reads.
         """
         now = time.monotonic()
-        if now < self._outage_until.get(path, 0.0):
+        self._failing_endpoints[endpoint] = now
+        failing = sum(
+            1 for at in self._failing_endpoints.values() if now - at < SERVER_COOLDOWN_SECONDS
+        )
+        paused = self._pause(path, endpoint, now)
+        if failing >= OUTAGE_ENDPOINTS:
+            paused = self._pause(ALL_PATHS, "every endpoint", now) or paused
+        return paused
+
+    def _pause(self, key: str, endpoint: str, now: float) -> bool:
+        """Pause the reads of ``key`` (doubling its back-off); False if already paused."""
+        if now < self._outage_until.get(key, 0.0):
             return False  # another read of the same moment already paused them
         backoff = min(
-            max(self._outage_backoff.get(path, 0.0) * 2, OUTAGE_BACKOFF_MIN_SECONDS),
+            max(self._outage_backoff.get(key, 0.0) * 2, OUTAGE_BACKOFF_MIN_SECONDS),
             OUTAGE_BACKOFF_MAX_SECONDS,
         )
-        self._outage_backoff[path] = backoff
-        self._outage_until[path] = now + backoff
+        self._outage_backoff[key] = backoff
+        self._outage_until[key] = now + backoff
         log.warning(
             "every consul server failed; pausing reads",
             extra={"event": "consul.outage", "endpoint": endpoint, "pause_s": round(backoff, 2)},

@@ -569,3 +569,15 @@ async def test_a_path_every_server_refuses_pauses_only_itself() -> None:
         assert services.data == {"consul": []}
         other = await read_service(consul, "web")
         assert other.error_type is None
+
+
+async def test_several_endpoints_refused_by_every_server_pause_every_read() -> None:
+    """Consul down (two endpoints refused everywhere): other reads pause too, unsent."""
+    fake = FakeConsul(a=status(500), b=status(500))
+    async with _client(fake, CONSUL_MAX_RETRIES=0) as consul:
+        assert (await read_service(consul, "web")).error_type == "unavailable"
+        assert (await read_node_services(consul, "n1", "127.0.0.1")).error_type == "unavailable"
+        sent = len(fake.requests)
+        with pytest.raises(ConsulUnavailable, match="recently"):
+            await consul.catalog_services()
+        assert len(fake.requests) == sent
