@@ -235,9 +235,10 @@ def _apply(
                 inv.services.pop(node, None)
                 inv.failures.pop(node, None)
             plan.node_services |= added
-            if (added or removed or moved) and inv.members is not None:
+            disagree = _members_disagreeing(inv, inv.serf_health)
+            if (added or removed or moved or disagree) and inv.members is not None:
                 plan.members = True
-            plan.dirty |= added | removed | moved
+            plan.dirty |= added | removed | moved | disagree
         case "checks":
             health = parse_serf_health(payload)
             if _refused(change, bool(health), bool(inv.serf_health), degraded.CHECKS_LIST, plan):
@@ -300,10 +301,19 @@ def _apply(
 
 
 def _members_disagreeing(inv: Inventory, health: Mapping[str, str]) -> set[str]:
-    """Nodes whose Serf member status says the opposite of their ``serfHealth`` check."""
+    """Nodes whose live member status the latest answers contradict: read members again.
+
+    Members are read live, so a read can see a node that joined and left between two answers:
+    alive there but in no catalog answer, it would stay alive for ever. Likewise a member status
+    opposite to its ``serfHealth`` check.
+    """
     if inv.members is None:
         return set()
-    disagree = set()
+    disagree = {
+        name
+        for name, member in inv.members.items()
+        if member.status == "alive" and name not in inv.catalog
+    }
     for node, check in health.items():
         member = inv.members.get(node)
         from_check = health_status(check)

@@ -800,3 +800,14 @@ def test_another_datacenters_change_is_ignored() -> None:
     local = remote.model_copy(update={"datacenter": "dc1"})
     assert _apply(state, local)[0] == "applied"
     assert "remote-1" in state.inventory.catalog
+
+
+def test_an_alive_member_missing_from_the_catalog_reads_members_again() -> None:
+    """A member read saw a node alive that no catalog answer holds (joined and left between)."""
+    state = _state_with_nodes()
+    state.inventory.members = {
+        "ghost-1": Member("ghost-1", "127.9.9.9", "alive", "client", "dc1"),
+    }
+    _, plan = _apply(state, _change("nodes", 95, NODES))
+    assert plan.members
+    assert "ghost-1" in plan.dirty
