@@ -42,6 +42,10 @@ class BaseServiceSettings(BaseSettings):
     otel_traces_exporter: str | None = Field(default=None, validation_alias="OTEL_TRACES_EXPORTER")
     nodeview_traces_file: Path | None = Field(default=None, validation_alias="NODEVIEW_TRACES_FILE")
     """Also write finished spans as JSON lines to this file."""
+    shutdown_drain_seconds: float = Field(
+        default=5.0, gt=0, le=120, validation_alias="SHUTDOWN_DRAIN_SECONDS"
+    )
+    """After SIGTERM/SIGINT: how long in-flight work may take before the process exits."""
 
 
 class NatsSettings(BaseServiceSettings):

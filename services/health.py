@@ -1,6 +1,7 @@
 """A small HTTP app with /healthz, /readyz and /metrics for services that are not the API."""
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
@@ -40,10 +41,26 @@ class EmbeddedServer(uvicorn.Server):
 
 
 def make_server(
-    app: FastAPI, host: str, port: int, *, lifespan: Literal["auto", "on", "off"] = "off"
+    app: FastAPI,
+    host: str,
+    port: int,
+    *,
+    lifespan: Literal["auto", "on", "off"] = "off",
+    drain_seconds: float | None = None,
+    **options: Any,
 ) -> EmbeddedServer:
-    """Return a uvicorn server for ``app`` that runs inside the caller's event loop."""
+    """Return a uvicorn server for ``app`` that runs inside the caller's event loop.
+
+    ``drain_seconds`` bounds how long in-flight requests may finish once it is told to exit.
+    """
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, lifespan=lifespan
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan=lifespan,
+        timeout_graceful_shutdown=None if drain_seconds is None else math.ceil(drain_seconds),
+        **options,
     )
     return EmbeddedServer(config)

@@ -3,13 +3,14 @@
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import nats.errors
-import uvicorn
+import uvloop
 from fastapi import FastAPI
 
 from services import bus, metrics
@@ -18,7 +19,7 @@ from services.api.feed import Feed
 from services.api.middleware import ApiMiddleware
 from services.api.routes import ResyncPublisher, nodes_router
 from services.api.settings import ApiSettings
-from services.health import add_health_routes
+from services.health import add_health_routes, make_server
 from services.logs import setup_logging
 from services.telemetry import setup_tracing, shutdown_tracing
 
@@ -26,23 +27,35 @@ log = logging.getLogger("nodeview.api")
 
 
 class Runtime:
-    """What the lifespan opens: NATS connection, feed and its task."""
+    """What the lifespan opens: NATS connection, feed and its task; and the stop flag."""
 
     def __init__(self) -> None:
         self.feed: Feed | None = None
         self.publisher: ResyncPublisher | None = None
         self.nc: Any = None
+        self.stopping = False
 
     def ready(self) -> bool:
         """Ready once the bucket was replayed to its end and holds a view (its meta entry)."""
-        return (
-            self.feed is not None and self.feed.ready.is_set() and self.feed.state.meta is not None
-        )
+        return self.not_ready_reason() is None
+
+    def not_ready_reason(self) -> str | None:
+        """Why the replica cannot serve the view yet (``None`` when it can)."""
+        if self.stopping:
+            return "stopping"
+        if self.nc is None or not self.nc.is_connected:
+            return "connecting to NATS"
+        if self.feed is None or not self.feed.ready.is_set():
+            return "replaying the view from NATS"
+        if self.feed.state.meta is None:
+            return "no view in NATS yet (waiting for the enricher)"
+        return None
 
     def status(self) -> dict[str, Any]:
         """Return a small status document for the health routes."""
+        reason = self.not_ready_reason()
         if self.feed is None:
-            return {"nodes": 0}
+            return {"nodes": 0, "reason": reason}
         state = self.feed.state
         now = datetime.now(UTC)
         age = state.view_age(now)
@@ -54,34 +67,67 @@ class Runtime:
             "generation": state.meta.generation if state.meta else 0,
             "stale": state.is_stale(now),
             "replays": self.feed.replays,
+            "reason": reason,
         }
 
+    async def run(self, settings: ApiSettings) -> None:
+        """Connect to NATS (retrying until it answers), then replay and follow the view."""
 
-def create_app(settings: ApiSettings) -> FastAPI:
-    """Return the API app; NATS is connected in its lifespan."""
-    runtime = Runtime()
+        async def on_reconnect() -> None:
+            if self.feed is not None:
+                self.feed.request_replay()
+
+        while True:
+            try:
+                if self.nc is None:
+                    self.nc = await bus.connect(settings, "nodeview-api", on_reconnect=on_reconnect)
+                js = self.nc.jetstream()
+                await bus.ensure_streams(js, settings)
+                break
+            except (bus.BusError, nats.errors.Error, OSError, TimeoutError) as exc:
+                log.warning(
+                    "nats not ready; retrying",
+                    extra={"event": "api.nats_waiting", "reason": str(exc)},
+                )
+                await asyncio.sleep(1.0)
+        self.feed = Feed(js, settings.api_stale_after_seconds)
+        self.publisher = ResyncPublisher(js)
+        await self.feed.run()
+
+    def begin_stop(self) -> None:
+        """Refuse new work and end every event stream with a final ``shutdown`` event."""
+        self.stopping = True
+        if self.feed is not None:
+            for subscriber in list(self.feed.subscribers):
+                subscriber.close()
+
+    async def close(self, drain_seconds: float) -> None:
+        """Drain the NATS connection (bounded), then close it."""
+        if self.nc is None:
+            return
+        if self.nc.is_connected:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await asyncio.wait_for(self.nc.drain(), drain_seconds)
+        if not self.nc.is_closed:
+            with contextlib.suppress(nats.errors.Error):
+                await self.nc.close()
+
+
+def create_app(settings: ApiSettings, runtime: Runtime | None = None) -> FastAPI:
+    """Return the API app; NATS is connected in the background from its lifespan."""
+    runtime = runtime or Runtime()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async def on_reconnect() -> None:
-            if runtime.feed is not None:
-                runtime.feed.request_replay()
-
-        runtime.nc = await bus.connect(settings, "nodeview-api", on_reconnect=on_reconnect)
-        js = runtime.nc.jetstream()
-        await bus.ensure_streams(js, settings)
-        feed = Feed(js, settings.api_stale_after_seconds)
-        runtime.feed = feed
-        runtime.publisher = ResyncPublisher(js)
-        task = asyncio.create_task(feed.run(), name="feed")
+        # The port opens at once: /healthz answers while NATS is still being reached.
+        task = asyncio.create_task(runtime.run(settings), name="nats")
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            with contextlib.suppress(nats.errors.Error):
-                await runtime.nc.drain()
+            await runtime.close(settings.shutdown_drain_seconds)
 
     app = FastAPI(
         title="nodeview API",
@@ -96,6 +142,30 @@ def create_app(settings: ApiSettings) -> FastAPI:
     return app
 
 
+async def serve(settings: ApiSettings) -> None:
+    """Serve until SIGTERM/SIGINT, then stop accepting, end streams and drain in-flight work."""
+    runtime = Runtime()
+    server = make_server(
+        create_app(settings, runtime),
+        settings.api_host,
+        settings.api_port,
+        lifespan="on",
+        drain_seconds=settings.shutdown_drain_seconds,
+        http="httptools",
+    )
+
+    def stop() -> None:
+        log.info("api stopping", extra={"event": "api.stopping"})
+        runtime.begin_stop()
+        server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    await server.serve()
+    log.info("api stopped", extra={"event": "api.stopped"})
+
+
 def main() -> None:
     """Entry point of ``nodeview api``."""
     settings = ApiSettings()
@@ -103,15 +173,9 @@ def main() -> None:
     setup_tracing(settings, "nodeview-api")
     log.info("api starting", extra={"event": "api.start", "port": settings.api_port})
     try:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.api_host,
-            port=settings.api_port,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=5,
-            loop="uvloop" if sys.platform != "win32" else "asyncio",
-            http="httptools",
-        )
+        if sys.platform != "win32":
+            uvloop.run(serve(settings))
+        else:
+            asyncio.run(serve(settings))
     finally:
         shutdown_tracing()

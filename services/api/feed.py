@@ -1,6 +1,7 @@
 """Keeps a replica's view current: replays the KV bucket, then applies and fans out updates."""
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -20,6 +21,9 @@ from services.telemetry import extract_context, tracer
 
 log = logging.getLogger("nodeview.api")
 
+SHUTDOWN_EVENT = "shutdown"
+"""Last event of a stream when the replica stops: clients reconnect to another replica."""
+
 SUBSCRIBER_QUEUE_SIZE = 10_000
 """Deltas queued for one SSE client before it is dropped (it reconnects to a fresh snapshot)."""
 
@@ -31,6 +35,11 @@ class Subscriber:
         self.client = client
         self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
         self.dropped = False
+
+    def close(self) -> None:
+        """End the stream with a final ``shutdown`` event (the replica is stopping)."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait((SHUTDOWN_EVENT, '{"reason":"the replica is stopping"}'))
 
     def send(self, event: str, data: str) -> bool:
         """Queue an event; return False when the client is too slow and must be dropped."""

@@ -23,7 +23,7 @@ from contracts.views import (
     ServiceNamesResponse,
 )
 from services.api.clients import client_address
-from services.api.feed import Feed, Subscriber
+from services.api.feed import SHUTDOWN_EVENT, Feed, Subscriber
 from services.api.negotiation import GZIP_MIN_BYTES, accepts_gzip, etag_matches
 from services.api.settings import ApiSettings
 from services.auth import check_bearer, error_response
@@ -139,6 +139,8 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
                         yield b": keepalive\n\n"
                         continue
                     yield f"event: {event}\ndata: {data}\n\n".encode()
+                    if event == SHUTDOWN_EVENT:
+                        return
             finally:
                 feed.subscribers.discard(subscriber)
                 limiter.release(client)

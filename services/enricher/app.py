@@ -145,6 +145,7 @@ class Enricher:
     def status(self) -> dict[str, Any]:
         """Return a small status document for the health routes."""
         return {
+            "reason": None if self.ready() else "connecting to NATS",
             "active": bool(self.leadership and self.leadership.held),
             "resynced": bool(self.engine and self.engine.resynced),
             "generation": self.engine.meta.generation if self.engine else None,
@@ -585,8 +586,11 @@ class Enricher:
     async def close(self) -> None:
         """Release the lock and close connections."""
         if self.leadership is not None and self.nc is not None and self.nc.is_connected:
-            with contextlib.suppress(nats.errors.Error):
-                await self.leadership.release()
+            # Released, the lock goes to a standby at once instead of after its TTL.
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await asyncio.wait_for(
+                    self.leadership.release(), self.settings.shutdown_drain_seconds
+                )
         if self.nc is not None:
             with contextlib.suppress(nats.errors.Error):
                 await self.nc.close()
@@ -611,6 +615,9 @@ async def serve(settings: EnricherSettings) -> None:
             raise run_task.exception()  # type: ignore[misc]
     finally:
         enricher.stopping.set()
+        # The loop ends its batch (acknowledging only what it committed) and stops; past the
+        # drain time it is cancelled: what it did not acknowledge is delivered again.
+        await asyncio.wait({run_task}, timeout=settings.shutdown_drain_seconds)
         run_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await run_task
@@ -618,6 +625,7 @@ async def serve(settings: EnricherSettings) -> None:
         server.should_exit = True
         await server_task
         stop_task.cancel()
+    log.info("enricher stopped", extra={"event": "enrich.stopped"})
 
 
 def main() -> None:

@@ -25,6 +25,9 @@ from services.telemetry import setup_tracing, shutdown_tracing
 
 log = logging.getLogger("nodeview.relay")
 
+WATCH_STOP_SECONDS = 1.0
+"""How long watch loops get to finish a publish under way once the relay stops."""
+
 
 class Relay:
     """The running relay: one NATS connection, one Consul client, optional watcher loops."""
@@ -59,10 +62,20 @@ class Relay:
         return status
 
     async def start(self) -> None:
-        """Connect to NATS, make sure the streams exist, and start the watch loops."""
-        self.nc = await bus.connect(self.settings, "nodeview-relay")
-        js = self.nc.jetstream()
-        await bus.ensure_streams(js, self.settings)
+        """Connect to NATS (retrying until it answers), check the streams, start the watches."""
+        while True:
+            try:
+                if self.nc is None:
+                    self.nc = await bus.connect(self.settings, "nodeview-relay")
+                js = self.nc.jetstream()
+                await bus.ensure_streams(js, self.settings)
+                break
+            except (bus.BusError, nats.errors.Error, OSError, TimeoutError) as exc:
+                log.warning(
+                    "nats not ready; retrying",
+                    extra={"event": "relay.nats_waiting", "reason": str(exc)},
+                )
+                await asyncio.sleep(1.0)
         self.publisher = Publisher(self.nc, js, relay_id=self.settings.relay_id)
         if not self.watcher:
             return
@@ -91,12 +104,19 @@ class Relay:
             )
 
     async def close(self) -> None:
-        """Stop the watch loops and close the connections."""
+        """Stop the watch loops (a publish under way finishes), then drain NATS and close."""
         self.stop.set()
+        if self._tasks:
+            # A loop that is publishing ends at its next stop check; one holding a blocking
+            # query would wait minutes, so what is still running after a moment is cancelled.
+            await asyncio.wait(self._tasks, timeout=WATCH_STOP_SECONDS)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.nc is not None:
+        if self.nc is not None and self.nc.is_connected:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await asyncio.wait_for(self.nc.drain(), self.settings.shutdown_drain_seconds)
+        if self.nc is not None and not self.nc.is_closed:
             with contextlib.suppress(nats.errors.Error):
                 await self.nc.close()
         await self.consul.aclose()
@@ -125,18 +145,28 @@ async def serve(settings: RelaySettings, *, watcher: bool) -> None:
             "RELAY_TOKEN is not set: POST /v1/watch/* answers 503",
             extra={"event": "relay.no_token"},
         )
-    server = make_server(build_app(relay), settings.relay_host, settings.relay_port)
+    server = make_server(
+        build_app(relay),
+        settings.relay_host,
+        settings.relay_port,
+        drain_seconds=settings.shutdown_drain_seconds,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, relay.stop.set)
-    await relay.start()
+    # The health port answers at once; readiness waits for NATS.
     server_task = asyncio.create_task(server.serve(), name="http")
+    start_task = asyncio.create_task(relay.start(), name="start")
     try:
         await relay.stop.wait()
     finally:
+        start_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await start_task
         server.should_exit = True
         await server_task
         await relay.close()
+    log.info("relay stopped", extra={"event": "relay.stopped"})
 
 
 def main(*, watcher: bool) -> None:
