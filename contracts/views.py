@@ -92,6 +92,9 @@ class Heartbeat(BaseModel):
     """Since when the enricher has work it cannot finish (a resync pending or failing);
     ``None`` while it keeps up. The view is stale once this is older than the threshold."""
     degraded: tuple[DegradedItem, ...] = ()
+    """The oldest open items (at most 50)."""
+    degraded_total: int = Field(default=0, ge=0)
+    """How many items are open in all."""
 
 
 class NodeEntry(BaseModel):

@@ -16,12 +16,16 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services import metrics
 from services.config import ConsulSettings
+from services.consul_probe import ServerProbe, ServerUnresponsive
 from services.telemetry import tracer
 
 log = logging.getLogger("nodeview.consul")
 
 SERVER_COOLDOWN_SECONDS = 10.0
-"""How long a failed server is tried only after the healthy ones."""
+"""How long a failed server is tried only after the healthy ones (doubling while it fails)."""
+
+SERVER_COOLDOWN_MAX_SECONDS = 300.0
+"""Longest such cooldown of a server that keeps failing."""
 
 OUTAGE_BACKOFF_MIN_SECONDS = 0.5
 """First pause of reads after every server failed (refused, 5xx, 429); doubled while it lasts."""
@@ -160,12 +164,13 @@ class ConsulClient:
         self._sleep = sleep
         self._semaphore = asyncio.Semaphore(settings.consul_semaphore_limit)
         self._failed_until: dict[str, float] = {}
+        self._cooldown: dict[str, float] = {}
         self._refused_until: dict[tuple[str, str], float] = {}
         self._outage_until: dict[str, float] = {}
         self._outage_backoff: dict[str, float] = {}
         """Per path (and ``ALL_PATHS``): one that every server refuses pauses its own reads.
 
-        Entries go once a read of the path succeeds; paths are bounded by the names watched."""
+        Entries go once a read of the path succeeds, or once the path is no longer tried."""
         self._failing_endpoints: dict[str, float] = {}
         """Endpoint template → when every server last refused it (an outage spans several)."""
         headers = {"Accept": "application/json", "User-Agent": "nodeview"}
@@ -180,6 +185,7 @@ class ConsulClient:
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
             timeout=settings.consul_catalog_timeout,
         )
+        self._probe = ServerProbe(self._http)
         self.active_server: str = server_label(self._servers[0])
         """``host:port`` of the server that gave the last successful answer."""
 
@@ -189,7 +195,8 @@ class ConsulClient:
         return server_label(self._servers[0])
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Stop probing and close the connection pool."""
+        await self._probe.aclose()
         await self._http.aclose()
 
     async def __aenter__(self) -> "ConsulClient":
@@ -259,7 +266,13 @@ class ConsulClient:
                 except _ServerFailure as failure:
                     last = failure
                     now = time.monotonic()
-                    self._failed_until[server] = now + SERVER_COOLDOWN_SECONDS
+                    # A server that keeps failing is tried first again less and less often.
+                    cooldown = min(
+                        self._cooldown.get(server, SERVER_COOLDOWN_SECONDS / 2) * 2,
+                        SERVER_COOLDOWN_MAX_SECONDS,
+                    )
+                    self._cooldown[server] = cooldown
+                    self._failed_until[server] = now + cooldown
                     if not failure.timeout:
                         self._refused_until[(server, path)] = now + SERVER_COOLDOWN_SECONDS
                         if not blocking and all(
@@ -319,6 +332,7 @@ class ConsulClient:
         Returns True if this call paused reads.
         """
         now = time.monotonic()
+        self._forget_old_failures(now)
         self._failing_endpoints[endpoint] = now
         failing = sum(
             1 for at in self._failing_endpoints.values() if now - at < SERVER_COOLDOWN_SECONDS
@@ -327,6 +341,15 @@ class ConsulClient:
         if failing >= OUTAGE_ENDPOINTS:
             paused = self._pause(ALL_PATHS, "every endpoint", now) or paused
         return paused
+
+    def _forget_old_failures(self, now: float) -> None:
+        """Drop failures of paths not tried for a while (nodes that left, names gone)."""
+        horizon = now - 2 * max(OUTAGE_BACKOFF_MAX_SECONDS, SERVER_COOLDOWN_SECONDS)
+        for key in [k for k, until in self._outage_until.items() if until < horizon]:
+            del self._outage_until[key]
+            self._outage_backoff.pop(key, None)
+        for pair in [p for p, until in self._refused_until.items() if until < horizon]:
+            del self._refused_until[pair]
 
     def _pause(self, key: str, endpoint: str, now: float) -> bool:
         """Pause the reads of ``key`` (doubling its back-off); False if already paused."""
@@ -389,7 +412,11 @@ class ConsulClient:
         label = server_label(server)
         started = time.perf_counter()
         try:
-            response = await self._http.get(server + path, params=query, timeout=request_timeout)
+            request = self._http.get(server + path, params=query, timeout=request_timeout)
+            response = await (self._probe.guard(server, request) if blocking else request)
+        except ServerUnresponsive as exc:
+            metrics.CONSUL_REQUESTS.labels(endpoint, label, "timeout").inc()
+            raise _ServerFailure("unresponsive", timeout=True) from exc
         except httpx.TimeoutException as exc:
             metrics.CONSUL_REQUESTS.labels(endpoint, label, "timeout").inc()
             raise _ServerFailure("timeout", timeout=True) from exc
@@ -428,6 +455,7 @@ class ConsulClient:
             ) from exc
         metrics.CONSUL_REQUESTS.labels(endpoint, label, "ok").inc()
         self._failed_until.pop(server, None)
+        self._cooldown.pop(server, None)
         self.active_server = label
         leader = response.headers.get("X-Consul-KnownLeader")
         return ConsulResponse(

@@ -61,7 +61,7 @@ class Runtime:
         age = state.view_age(now)
         metrics.VIEW_AGE.set(age if age is not None else -1)
         metrics.VIEW_STALE.set(1 if state.is_stale(now) else 0)
-        metrics.VIEW_DEGRADED.set(len(state.degraded()))
+        metrics.VIEW_DEGRADED.set(state.degraded_total())
         return {
             "nodes": len(state.nodes),
             "generation": state.meta.generation if state.meta else 0,

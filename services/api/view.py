@@ -130,6 +130,12 @@ class ViewState:
         behind = self.heartbeat.behind_since
         return behind is not None and (now - behind).total_seconds() > self.stale_after
 
+    def degraded_total(self) -> int:
+        """How many items the active enricher cannot vouch for (all of them, not only listed)."""
+        if self.heartbeat is None:
+            return 0
+        return max(self.heartbeat.degraded_total, len(self.heartbeat.degraded))
+
     def degraded(self) -> list[dict[str, Any]]:
         """What the active enricher cannot vouch for now (JSON-ready), from its heartbeat."""
         if self.heartbeat is None:

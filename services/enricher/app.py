@@ -31,7 +31,7 @@ from services.enricher.engine import Engine, EngineSettings, ResyncFailed
 from services.enricher.leader import Leadership, LeadershipLost
 from services.enricher.planner import classify, newest_of_each
 from services.enricher.settings import EnricherSettings
-from services.enricher.store import FencedStore, KvViewStore
+from services.enricher.store import FencedStore, KvViewStore, ViewStore
 from services.health import add_health_routes, make_server
 from services.logs import setup_logging
 from services.telemetry import (
@@ -209,7 +209,10 @@ class Enricher:
         self.engine.restore(views, meta)
         self.needs_resync = self.needs_resync or "takeover"
         tasks = [
-            asyncio.create_task(self._heartbeat_loop(store), name="heartbeat"),
+            asyncio.create_task(
+                self._heartbeat_loop(FencedStore(store, self.leadership.check)),
+                name="heartbeat",
+            ),
             asyncio.create_task(self._retry_loop(), name="retry"),
         ]
         try:
@@ -272,8 +275,8 @@ class Enricher:
         self.engine.degradation.mark(degraded.RESYNC, f"{reason}: {public}")
 
     def behind_since(self) -> datetime | None:
-        """Since when a needed resync has not succeeded (``None`` while none is pending)."""
-        if self.engine is None or not self.needs_resync:
+        """Since when a needed resync has kept failing (``None`` once one succeeded)."""
+        if self.engine is None:
             return None
         return self.engine.degradation.since(degraded.RESYNC)
 
@@ -471,11 +474,15 @@ class Enricher:
                 f"requested by {last.requested_by}: {last.reason}",
                 request_ids=[request.request_id for _, request in waiting],
             )
-        finally:
-            # Done or failed (then retried as a pending resync), never redelivered forever.
-            for msg, _ in waiting:
-                with contextlib.suppress(*NATS_ERRORS):
-                    await msg.ack()
+        except ResyncFailed:
+            # Still waiting for a resync that serves them; a lost lease leaves them unacked
+            # for the next holder.
+            for msg, request in waiting:
+                self._requests.setdefault(request.request_id, (msg, request))
+            raise
+        for msg, _ in waiting:
+            with contextlib.suppress(*NATS_ERRORS):
+                await msg.ack()
 
     async def _dead_letter(self, msg: Msg, reason: str, detail: str) -> None:
         assert self.js is not None
@@ -506,7 +513,7 @@ class Enricher:
         # Whatever the message carried is read again from Consul.
         self.needs_resync = self.needs_resync or "event dead-lettered"
 
-    async def _heartbeat_loop(self, store: KvViewStore) -> None:
+    async def _heartbeat_loop(self, store: ViewStore) -> None:
         assert self.leadership is not None
         interval = min(
             self.settings.enricher_heartbeat_interval, self.settings.enricher_lock_ttl / 3
@@ -521,6 +528,7 @@ class Enricher:
                         interval_seconds=self.settings.enricher_heartbeat_interval,
                         behind_since=self.behind_since(),
                         degraded=self.engine.degradation.items() if self.engine else (),
+                        degraded_total=len(self.engine.degradation) if self.engine else 0,
                     )
                 )
                 await self._record_lag()
@@ -554,6 +562,13 @@ class Enricher:
             await asyncio.sleep(self.settings.enricher_retry_interval)
             try:
                 await self.engine.retry_pending()
+            except LeadershipLost as exc:
+                log.error(  # noqa: TRY400 - the message says all; no traceback needed
+                    "enricher lease lost while retrying; back to standby",
+                    extra={"event": "enrich.lock_lost", "reason": str(exc)},
+                )
+                self.lost.set()
+                return
             except (bus.BusError, nats.errors.Error, OSError) as exc:
                 log.warning(
                     "retry failed", extra={"event": "enrich.retry_failed", "reason": str(exc)}

@@ -6,7 +6,7 @@ from contracts.events import utc_now
 from contracts.views import DegradedItem
 
 MAX_DEGRADED_ITEMS = 50
-"""Items published in the heartbeat at most (the oldest first); the count is exported whole."""
+"""Items published in the heartbeat at most (the oldest first); their count goes whole."""
 
 RESYNC = "resync"
 MEMBERS = "members"
@@ -38,11 +38,6 @@ class Degradation:
     def clear(self, item: str) -> None:
         """Record that ``item`` is fine again."""
         self._items.pop(item, None)
-
-    def clear_prefix(self, prefix: str) -> None:
-        """Clear every item whose name starts with ``prefix``."""
-        for item in [i for i in self._items if i.startswith(prefix)]:
-            del self._items[item]
 
     def since(self, item: str) -> datetime | None:
         """When ``item`` went wrong, or ``None`` while it is fine."""

@@ -45,8 +45,9 @@ def _name_from_payload(payload: Any, outer: str, field: str) -> str | None:
     return None
 
 
-BUSY_WAIT_SECONDS = 10.0
-"""How long a watch request waits for a free slot before it is answered 503."""
+BUSY_WAIT_SECONDS = 5.0
+"""How long a watch request waits for a free slot before it is answered 503 (well inside
+Consul's own 10 s handler timeout)."""
 
 
 def watch_router(

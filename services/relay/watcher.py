@@ -191,6 +191,8 @@ async def run_watch(
                         "reason": str(exc),
                     },
                 )
+                # Once per answer: the same rejected answer asks for no second resync.
+                published_index = response.index
                 await _ask_resync(request_resync, watch, "answer rejected")
         index = new_index
         elapsed = time.monotonic() - started

@@ -163,3 +163,19 @@ async def test_reads_queued_during_an_outage_are_not_sent(double: ConsulDouble) 
     assert all(isinstance(r, ConsulUnavailable) for r in results)
     # Two reads in flight per slot, plus the read that paused the rest finishing its own list.
     assert double.counters.total(endpoint="/v1/catalog/services") <= 6
+
+
+async def test_a_blocking_query_on_a_blackholed_server_moves_to_the_next(
+    double: ConsulDouble,
+) -> None:
+    """Server 0 accepts but never answers: its blocking query is given up, server 1 answers."""
+    async with ConsulClient(_settings(double)) as client:
+        first = await client.catalog_nodes()
+        assert first.index is not None
+        double.set_latency(600.0, server=0)
+        waiting = asyncio.create_task(client.catalog_nodes(index=first.index, wait=300))
+        double.state.join_node("after-blackhole", "127.81.0.1")
+        answer = await asyncio.wait_for(waiting, 30)
+        assert "after-blackhole" in {n["Node"] for n in answer.data}
+        assert answer.server == double.urls[1].removeprefix("http://")
+        double.clear_faults()

@@ -321,7 +321,13 @@ async def test_acl_filtered_answers_never_delete_or_zero_and_show_degraded(stack
             return items
 
         await eventually(shows_degraded, within=60)
-        during = await stack.nodes_of("api-2")
+        refused = {"type": "nodes", "outcome": "refused"}
+
+        async def nodes_answer_refused() -> None:
+            assert await stack.metric("enricher-1", "nodeview_events_total", refused) >= 1
+
+        await eventually(nodes_answer_refused, within=30)
+        during = await stack.nodes_of("api-1")
         assert set(before) <= set(during), sorted(set(before) - set(during))
         for node, count in counted.items():
             assert during[node]["services_count"] == count, (node, during[node])

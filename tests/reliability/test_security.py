@@ -460,7 +460,7 @@ async def _spans_from(receiver: OtlpReceiver, service: str) -> None:
 
 @pytest.mark.timeout(120)
 async def test_a_burst_of_flushes_shares_resyncs(stack: Stack) -> None:
-    """Twenty flushes within a second all complete, served by at most two resyncs."""
+    """Twenty flushes within half a second all complete, served by at most two resyncs."""
     requested = {"reason": "requested", "outcome": "ok"}
     before = await stack.metric("enricher-1", "nodeview_resyncs_total", requested)
     members_before = stack.consul.counters.total(endpoint="/v1/agent/members")
@@ -471,7 +471,8 @@ async def test_a_burst_of_flushes_shares_resyncs(stack: Stack) -> None:
         await asyncio.sleep(delay)
         return await stack.http.post(flush, headers=auth)
 
-    answers = await asyncio.gather(*(one(i / 20) for i in range(20)))
+    # Within half a second: the second resync (a second after the first) serves the rest.
+    answers = await asyncio.gather(*(one(i / 40) for i in range(20)))
     for answer in answers:
         assert answer.status_code == 200, answer.text
         assert answer.json()["success"] is True
