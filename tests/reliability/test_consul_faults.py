@@ -377,3 +377,22 @@ async def test_a_failing_resync_makes_the_view_degraded_then_stale_then_heals(
 
     await eventually(fresh_again, within=60)
     await converge(stack, APIS)
+
+
+@pytest.mark.timeout(120)
+async def test_a_blackholed_server_does_not_hold_changes_back(stack: Stack) -> None:
+    """The server in use accepts connections but never answers: changes still come through.
+
+    Its blocking queries would otherwise hang for the whole wait (30 s here, 5 min by default).
+    """
+    active = (await _body(stack, "api-1"))["active_server"]
+    server = [_label(stack, i) for i in range(len(stack.consul.urls))].index(active)
+    stack.consul.set_latency(600.0, server=server)
+    try:
+        started = time.monotonic()
+        stack.consul.state.join_node("past-blackhole", "127.98.1.1")
+        seconds = await converge(stack, APIS, within=20)
+        visible = round(time.monotonic() - started, 2)
+    finally:
+        stack.consul.clear_faults()
+    report("consul_blackholed_server", seconds_to_visible=visible, converge_wait=seconds)
