@@ -12,6 +12,7 @@ from pathlib import Path
 
 from devstack.consul_double import ConsulDouble, generate_inventory
 from devstack.nats import NatsServer
+from devstack.nats_roles import RoleUser, authorization_config, role_users
 from devstack.processes import ServiceProcess
 
 NATS_PORT = 4222
@@ -33,6 +34,11 @@ class DevOptions:
     api_replicas: int = 1
     tracing: bool = False
     servers: int = 3
+
+
+def nats_login(user: RoleUser) -> dict[str, str]:
+    """The NATS credentials a process of ``user``'s role is given."""
+    return {"NATS_USER": user.user, "NATS_PASSWORD": user.password}
 
 
 def service_env(
@@ -103,7 +109,14 @@ async def run(options: DevOptions) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="nodeview-dev-"))
     relay_token = os.environ.get("RELAY_TOKEN") or secrets.token_urlsafe(24)
     admin_token = os.environ.get("API_ADMIN_TOKEN") or secrets.token_urlsafe(24)
-    nats_server = NatsServer(workdir / "jetstream", port=NATS_PORT, log_file=workdir / "nats.log")
+    # One NATS user per role, each denied what its role must never do (as in deploy/).
+    users = role_users()
+    nats_server = NatsServer(
+        workdir / "jetstream",
+        port=NATS_PORT,
+        log_file=workdir / "nats.log",
+        extra_config=authorization_config(users),
+    )
     nats_server.start()
     relay_url = f"http://{HOST}:{RELAY_PORT}"
     double = ConsulDouble(
@@ -129,7 +142,7 @@ async def run(options: DevOptions) -> None:
             ServiceProcess(
                 "relay",
                 ["relay", "watch"],
-                {**env, "RELAY_PORT": str(RELAY_PORT)},
+                {**env, **nats_login(users["relay"]), "RELAY_PORT": str(RELAY_PORT)},
                 health_url=relay_url,
                 log_dir=workdir,
             )
@@ -138,7 +151,7 @@ async def run(options: DevOptions) -> None:
             ServiceProcess(
                 "enricher",
                 ["enricher"],
-                {**env, "ENRICHER_PORT": str(ENRICHER_PORT)},
+                {**env, **nats_login(users["enricher"]), "ENRICHER_PORT": str(ENRICHER_PORT)},
                 health_url=f"http://{HOST}:{ENRICHER_PORT}",
                 log_dir=workdir,
             )
@@ -149,7 +162,7 @@ async def run(options: DevOptions) -> None:
                 ServiceProcess(
                     f"api-{i + 1}",
                     ["api"],
-                    {**env, "API_PORT": str(port)},
+                    {**env, **nats_login(users["api"]), "API_PORT": str(port)},
                     health_url=f"http://{HOST}:{port}",
                     log_dir=workdir,
                 )
@@ -161,7 +174,11 @@ async def run(options: DevOptions) -> None:
         if options.churn > 0:
             tasks.append(asyncio.create_task(churn(double, options.churn, stop)))
         token_file = workdir / "tokens.env"
-        token_file.write_text(f"RELAY_TOKEN={relay_token}\nAPI_ADMIN_TOKEN={admin_token}\n")
+        logins = "".join(
+            f"NATS_{role.upper()}_USER={user.user}\nNATS_{role.upper()}_PASSWORD={user.password}\n"
+            for role, user in users.items()
+        )
+        token_file.write_text(f"RELAY_TOKEN={relay_token}\nAPI_ADMIN_TOKEN={admin_token}\n{logins}")
         token_file.chmod(0o600)
         api_urls = [p.health_url for p in processes if p.name.startswith("api")]
         print(

@@ -13,6 +13,7 @@ import httpx
 
 from devstack.consul_double import ConsulDouble, generate_inventory
 from devstack.nats import NatsServer, free_port
+from devstack.nats_roles import RoleUser, authorization_config
 from devstack.processes import ServiceProcess
 
 T = TypeVar("T")
@@ -57,6 +58,8 @@ class Stack:
     acl_token: str | None = None
     relay_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    nats_users: dict[str, RoleUser] | None = None
+    """Per-role NATS users (``devstack.nats_roles``); ``None``: an open nats-server."""
     nats: NatsServer | None = None
     double: ConsulDouble | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
@@ -86,6 +89,14 @@ class Stack:
             **self.extra_env,
         }
 
+    def role_env(self, name: str) -> dict[str, str]:
+        """NATS credentials of the role a process plays (from its name), when users are set."""
+        if self.nats_users is None:
+            return {}
+        role = next(r for r in ("relay", "enricher", "api") if name.startswith(r))
+        user = self.nats_users[role]
+        return {"NATS_USER": user.user, "NATS_PASSWORD": user.password}
+
     def add(
         self, name: str, args: list[str], port_var: str, env: dict[str, str] | None = None
     ) -> ServiceProcess:
@@ -94,7 +105,7 @@ class Stack:
         process = ServiceProcess(
             name,
             args,
-            {**self.env(), port_var: str(port), **(env or {})},
+            {**self.env(), **self.role_env(name), port_var: str(port), **(env or {})},
             health_url=f"http://{HOST}:{port}",
             log_dir=self.tmp / "logs",
         )
@@ -108,7 +119,11 @@ class Stack:
 
     async def start_parts(self, nats: NatsServer | None = None) -> None:
         """Start NATS (``nats``: one the caller configured) and the Consul double only."""
-        server = nats or NatsServer(self.tmp / "jetstream", log_file=self.tmp / "nats.log")
+        server = nats or NatsServer(
+            self.tmp / "jetstream",
+            log_file=self.tmp / "nats.log",
+            extra_config=authorization_config(self.nats_users) if self.nats_users else "",
+        )
         self.nats = server.start()
         self.double = ConsulDouble(
             servers=2,

@@ -49,7 +49,7 @@ def add_process(
     """Start one more process like ``Stack.add``, leaving out the variables named in ``drop``."""
     port = free_port()
     dropped = set(drop)
-    full = {**stack.env(), port_var: str(port), **(env or {})}
+    full = {**stack.env(), **stack.role_env(name), port_var: str(port), **(env or {})}
     process = ServiceProcess(
         name,
         args,

@@ -11,10 +11,12 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 import pytest_asyncio
 
 from devstack.nats import NatsServer
+from devstack.nats_roles import role_users
 from devstack.processes import nodeview_command
 from tests.e2e.otlp import OtlpReceiver
 from tests.e2e.stack import Stack, eventually
@@ -480,3 +482,43 @@ async def test_a_burst_of_flushes_shares_resyncs(stack: Stack) -> None:
     assert 1 <= resyncs <= 2, resyncs
     members_reads = stack.consul.counters.total(endpoint="/v1/agent/members") - members_before
     report("flush_burst", flushes=20, resyncs=resyncs, members_reads=members_reads)
+
+
+@pytest.mark.timeout(180)
+async def test_each_role_has_its_own_nats_user_and_the_api_cannot_write_views(
+    tmp_path: Path,
+) -> None:
+    """Relay, enricher and API run as their own NATS users; the API's user cannot write views."""
+    users = role_users()
+    stack = Stack(tmp_path, nodes=10, services=2, apis=1, nats_users=users)
+    try:
+        await stack.start()
+        await converge(stack, ("api-1",))
+        stack.consul.state.join_node("role-node", "127.123.0.1")
+        await converge(stack, ("api-1",))
+        assert stack.nats is not None
+        errors: list[str] = []
+
+        async def error_cb(exc: Exception) -> None:
+            errors.append(str(exc))
+
+        api = users["api"]
+        nc = await nats.connect(
+            stack.nats.url, user=api.user, password=api.password, error_cb=error_cb
+        )
+        try:
+            for subject in ("$KV.nodeview_nodes.forged", "$KV.nodeview_enricher_lock.lock"):
+                await nc.publish(subject, b"{}")
+            await nc.publish("nodeview.consul.nodes", b"[]")
+            await nc.flush()
+
+            async def refused() -> None:
+                assert sum("permissions violation" in e.lower() for e in errors) >= 3, errors
+
+            await eventually(refused, within=30)
+        finally:
+            await nc.close()
+        body = await stack.nodes_of("api-1")
+        assert "forged" not in body
+    finally:
+        await stack.stop()
