@@ -113,3 +113,15 @@ def set_node_gauges(views: Iterable[NodeView]) -> None:
     for status in NODE_STATUSES:
         NODES.labels(status).set(by_status[status])
     NODES_SERVICES_ERROR.set(errors)
+
+
+def forget_node(node: str) -> None:
+    """Drop a node's enrichment-failure series once it left the view (bounded by live nodes)."""
+    kinds = {
+        sample.labels["error_type"]
+        for family in CONSUL_NODE_ENRICH_FAILURES.collect()
+        for sample in family.samples
+        if sample.labels.get("node") == node
+    }
+    for kind in kinds:
+        CONSUL_NODE_ENRICH_FAILURES.remove(node, kind)

@@ -504,6 +504,7 @@ class Engine:
         async def delete(node: str) -> None:
             await self._store.delete_view(node, headers)
             del self.published[node]
+            metrics.forget_node(node)
             result.deleted += 1
 
         await _bounded_all(

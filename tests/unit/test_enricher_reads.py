@@ -9,6 +9,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from services import metrics
 from services.config import ConsulSettings, SettingsError
 from services.consul import (
     ConsulACLDenied,
@@ -581,3 +582,18 @@ async def test_several_endpoints_refused_by_every_server_pause_every_read() -> N
         with pytest.raises(ConsulUnavailable, match="recently"):
             await consul.catalog_services()
         assert len(fake.requests) == sent
+
+
+async def test_a_departed_nodes_failure_series_is_forgotten() -> None:
+    """consul_node_enrich_failures_total keeps no series for nodes that left the view."""
+    fake = FakeConsul(a=raises(httpx.ReadTimeout), b=raises(httpx.ReadTimeout))
+    async with _client(fake) as consul:
+        await read_node_services(consul, "prom-gone-01", "127.10.0.99")
+    assert _failures("prom-gone-01", "timeout") >= 1
+    metrics.forget_node("prom-gone-01")
+    assert (
+        REGISTRY.get_sample_value(
+            "consul_node_enrich_failures_total", {"node": "prom-gone-01", "error_type": "timeout"}
+        )
+        is None
+    )
