@@ -287,6 +287,8 @@ class KvUpdate:
     headers: Mapping[str, str]
     pending: int
     """Messages still to come before the watcher has caught up."""
+    seq: int = 0
+    """Stream sequence of the entry (the last one of its key)."""
 
 
 def _kv_update(msg: Msg) -> KvUpdate:
@@ -299,6 +301,7 @@ def _kv_update(msg: Msg) -> KvUpdate:
         deleted=operation in ("DEL", "PURGE"),
         headers=headers,
         pending=msg.metadata.num_pending,
+        seq=msg.metadata.sequence.stream,
     )
 
 

@@ -125,6 +125,7 @@ class Enricher:
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
         self.engine: Engine | None = None
+        self.store: KvViewStore | None = None
         self.leadership: Leadership | None = None
         self.stopping = asyncio.Event()
         self.lost = asyncio.Event()
@@ -169,7 +170,7 @@ class Enricher:
             replicas=self.settings.nats_stream_replicas,
             ttl=self.settings.enricher_lock_ttl,
         )
-        store = KvViewStore(self.js)
+        store = self.store = KvViewStore(self.js)
         self.leadership = Leadership(
             self.js,
             self.settings.enricher_id,
@@ -205,6 +206,9 @@ class Enricher:
         await self.leadership.acquire()
         self.lost.clear()
         metrics.ENRICHER_ACTIVE.set(1)
+        # NATS may have come back without its store since the last term: recreate what is gone.
+        assert self.js is not None
+        await bus.ensure_streams(self.js, self.settings)
         views, meta = await store.load()
         self.engine.restore(views, meta)
         self.needs_resync = self.needs_resync or "takeover"
@@ -256,7 +260,8 @@ class Enricher:
             if reason not in ("start", "takeover"):
                 # The bucket may have lost entries (NATS restarted without its store):
                 # compare against what it holds now, not against what was written.
-                views, meta = await KvViewStore(self.js).load()
+                assert self.store is not None
+                views, meta = await self.store.load()
                 self.engine.restore(views, meta)
             await self.engine.resync(reason)
         except (ResyncFailed, *NATS_ERRORS) as exc:

@@ -3,12 +3,14 @@
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+import nats.js.errors
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 
 from contracts import subjects
 from contracts.views import Heartbeat, NodeView, ViewMeta
 from services import bus
+from services.enricher.leader import LeadershipLost
 
 
 class ViewStore(Protocol):
@@ -27,37 +29,59 @@ class ViewStore(Protocol):
         """Write the heartbeat entry."""
 
 
+WRONG_LAST_SEQUENCE = 10071
+"""JetStream's error code for a write whose expected last subject sequence is not the last."""
+
+
 class KvViewStore:
-    """``ViewStore`` on the JetStream KV bucket ``nodeview_nodes``."""
+    """``ViewStore`` on the JetStream KV bucket ``nodeview_nodes``.
+
+    Every write states the sequence of the key's last entry this enricher knows (from its load
+    or its own writes): if another enricher wrote the key since, JetStream refuses the write and
+    this one steps down (``LeadershipLost``) instead of overwriting a newer holder's view.
+    """
 
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
+        self._last_seq: dict[str, int] = {}
+
+    async def _put(self, key: str, value: bytes, headers: Mapping[str, str]) -> None:
+        expected = {subjects.HEADER_EXPECTED_LAST_SUBJECT_SEQ: str(self._last_seq.get(key, 0))}
+        try:
+            self._last_seq[key] = await bus.kv_put(self._js, key, value, {**headers, **expected})
+        except nats.js.errors.APIError as exc:
+            raise _conflict(key, exc) from exc
 
     async def put_view(self, view: NodeView, headers: Mapping[str, str]) -> None:
         """Write one node's view."""
-        await bus.kv_put(
-            self._js, subjects.node_key(view.node), view.model_dump_json().encode(), headers
-        )
+        await self._put(subjects.node_key(view.node), view.model_dump_json().encode(), headers)
 
     async def delete_view(self, node: str, headers: Mapping[str, str]) -> None:
         """Delete one node's view."""
-        await bus.kv_delete(self._js, subjects.node_key(node), headers)
+        key = subjects.node_key(node)
+        expected = {subjects.HEADER_EXPECTED_LAST_SUBJECT_SEQ: str(self._last_seq.get(key, 0))}
+        try:
+            self._last_seq[key] = await bus.kv_delete(self._js, key, {**headers, **expected})
+        except nats.js.errors.APIError as exc:
+            raise _conflict(key, exc) from exc
 
     async def put_meta(self, meta: ViewMeta, headers: Mapping[str, str]) -> None:
         """Write the meta entry."""
-        await bus.kv_put(self._js, subjects.KEY_META, meta.model_dump_json().encode(), headers)
+        await self._put(subjects.KEY_META, meta.model_dump_json().encode(), headers)
 
     async def put_heartbeat(self, heartbeat: Heartbeat) -> None:
         """Write the heartbeat entry."""
-        await bus.kv_put(self._js, subjects.KEY_HEARTBEAT, heartbeat.model_dump_json().encode())
+        await self._put(subjects.KEY_HEARTBEAT, heartbeat.model_dump_json().encode(), {})
 
     async def load(self) -> tuple[dict[str, NodeView], ViewMeta | None]:
         """Read the views and meta the bucket holds now (left by an earlier enricher)."""
         views: dict[str, NodeView] = {}
         meta: ViewMeta | None = None
+        self._last_seq.clear()
         async for update in bus.watch_nodes_bucket(self._js):
             if update is None:
                 break
+            self._last_seq[update.key] = update.seq
             if update.deleted:
                 continue
             try:
@@ -101,3 +125,10 @@ class FencedStore:
         """Write the heartbeat entry, if still allowed."""
         self._check()
         await self._store.put_heartbeat(heartbeat)
+
+
+def _conflict(key: str, exc: nats.js.errors.APIError) -> Exception:
+    """``LeadershipLost`` when another writer moved the key on; the error itself otherwise."""
+    if exc.err_code == WRONG_LAST_SEQUENCE:
+        return LeadershipLost(f"another enricher wrote {key}; stepping down")
+    return exc

@@ -12,7 +12,7 @@ from contracts.views import Heartbeat, NodeView, ViewMeta
 from services import bus
 from services.config import NatsSettings
 from services.enricher.leader import LEASE_SAFETY, Leadership, LeadershipLost
-from services.enricher.store import FencedStore
+from services.enricher.store import FencedStore, KvViewStore
 
 
 def _settings(url: str) -> NatsSettings:
@@ -217,4 +217,28 @@ async def test_a_lease_that_may_have_expired_fences_every_write(nats_url: str) -
     await leadership.refresh()
     await store.delete_view("n1", {})
     assert writes == ["n1", "n1"]
+    await nc.close()
+
+
+@pytest.mark.timeout(30)
+async def test_a_write_over_another_enrichers_newer_entry_is_refused(nats_url: str) -> None:
+    """Expected-sequence writes: once another enricher wrote a key, a stale writer steps down."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await bus.ensure_streams(js, _settings(nats_url))
+    old, new = KvViewStore(js), KvViewStore(js)
+    view = NodeView(node="n1", addr="127.0.0.1", site_name="x", updated_at=utc_now())
+    await old.load()
+    await old.put_view(view, {})
+    await old.put_view(view.model_copy(update={"addr": "127.0.0.2"}), {})
+    views, _ = await new.load()
+    assert views["n1"].addr == "127.0.0.2"
+    await new.put_view(view.model_copy(update={"addr": "127.0.0.3"}), {})
+    with pytest.raises(LeadershipLost):
+        await old.put_view(view.model_copy(update={"addr": "127.0.0.9"}), {})
+    with pytest.raises(LeadershipLost):
+        await old.delete_view("n1", {})
+    views, _ = await new.load()
+    assert views["n1"].addr == "127.0.0.3"
+    await new.delete_view("n1", {})
     await nc.close()
