@@ -97,6 +97,10 @@ class ConsulChange(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+MAX_REASON_LENGTH = 1024
+"""Longest reason of a resync request."""
+
+
 class ResyncRequested(BaseModel):
     """A request for a full resync of the view from Consul."""
 
@@ -104,5 +108,5 @@ class ResyncRequested(BaseModel):
 
     request_id: str = Field(min_length=1, max_length=128)
     requested_by: str = Field(max_length=256)
-    reason: str = Field(max_length=1024)
+    reason: str = Field(max_length=MAX_REASON_LENGTH)
     requested_at: datetime = Field(default_factory=utc_now)

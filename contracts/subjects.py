@@ -66,6 +66,11 @@ def parse_msg_id(value: str, digest: str | None = None) -> tuple[str, str | None
     return watch_type, (None if key == "-" else key), int(index)
 
 
+def resync_msg_id(request_id: str) -> str:
+    """Return the ``Nats-Msg-Id`` of a resync request (the same request is stored once)."""
+    return f"resync:{request_id}"
+
+
 def consul_subject(watch_type: str) -> str:
     """Return the subject a change of ``watch_type`` is published on."""
     return f"{SUBJECT_CONSUL_PREFIX}.{watch_type}"

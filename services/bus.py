@@ -16,7 +16,7 @@ from nats.js import api as js_api
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from contracts import subjects
-from contracts.events import ConsulChange
+from contracts.events import ConsulChange, ResyncRequested
 from services.config import NatsSettings, read_secret
 
 log = logging.getLogger("nodeview.bus")
@@ -244,6 +244,15 @@ async def publish_change(
         )
         ack = await js.publish(subject, body, headers=all_headers)
     return PublishResult(stream_seq=ack.seq, duplicate=bool(ack.duplicate))
+
+
+async def publish_resync(js: JetStreamContext, request: ResyncRequested) -> None:
+    """Publish one ``ResyncRequested`` on the command subject (its id collapses repeats)."""
+    await js.publish(
+        subjects.SUBJECT_CMD_RESYNC,
+        request.model_dump_json().encode(),
+        headers={subjects.HEADER_MSG_ID: subjects.resync_msg_id(request.request_id)},
+    )
 
 
 async def _stored_digest_differs(js: JetStreamContext, seq: int, digest: str) -> bool:

@@ -15,6 +15,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services import metrics
+from services.backoff import next_backoff
 from services.config import ConsulSettings
 from services.consul_probe import ServerProbe, ServerUnresponsive
 from services.telemetry import tracer
@@ -267,8 +268,9 @@ class ConsulClient:
                     last = failure
                     now = time.monotonic()
                     # A server that keeps failing is tried first again less and less often.
-                    cooldown = min(
-                        self._cooldown.get(server, SERVER_COOLDOWN_SECONDS / 2) * 2,
+                    cooldown = next_backoff(
+                        self._cooldown.get(server, 0.0),
+                        SERVER_COOLDOWN_SECONDS,
                         SERVER_COOLDOWN_MAX_SECONDS,
                     )
                     self._cooldown[server] = cooldown
@@ -355,8 +357,9 @@ class ConsulClient:
         """Pause the reads of ``key`` (doubling its back-off); False if already paused."""
         if now < self._outage_until.get(key, 0.0):
             return False  # another read of the same moment already paused them
-        backoff = min(
-            max(self._outage_backoff.get(key, 0.0) * 2, OUTAGE_BACKOFF_MIN_SECONDS),
+        backoff = next_backoff(
+            self._outage_backoff.get(key, 0.0),
+            OUTAGE_BACKOFF_MIN_SECONDS,
             OUTAGE_BACKOFF_MAX_SECONDS,
         )
         self._outage_backoff[key] = backoff

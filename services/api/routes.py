@@ -12,7 +12,6 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from nats.js import JetStreamContext
 
-from contracts import subjects
 from contracts.events import ResyncRequested
 from contracts.views import (
     ErrorResponse,
@@ -22,6 +21,7 @@ from contracts.views import (
     ServiceDetail,
     ServiceNamesResponse,
 )
+from services import bus
 from services.api.clients import client_address
 from services.api.feed import SHUTDOWN_EVENT, Feed, Subscriber
 from services.api.negotiation import GZIP_MIN_BYTES, accepts_gzip, etag_matches
@@ -81,6 +81,15 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
     """Return the router of every ``/api/v1`` route; they answer 503 until the view is ready."""
     router = APIRouter(prefix="/api/v1")
     limiter = SseLimiter(settings.api_sse_max_clients, settings.api_sse_max_per_client)
+
+    def _client(request: Request) -> str:
+        """Who a request comes from (a trusted proxy's X-Forwarded-For, else the peer)."""
+        return client_address(
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            settings.api_trusted_proxies,
+        )
+
     admin_token = settings.admin_token_value()
 
     @router.get("/nodes", responses={304: {}, 503: {"model": ErrorResponse}})
@@ -116,11 +125,7 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
         feed = runtime.feed
         if feed is None or not feed.ready.is_set():
             return _not_ready()
-        client = client_address(
-            request.client.host if request.client else None,
-            request.headers.get("x-forwarded-for"),
-            settings.api_trusted_proxies,
-        )
+        client = _client(request)
         if not limiter.acquire(client):
             return error_response(429, "too_many_streams", "close other event streams first")
         subscriber = Subscriber(client)
@@ -224,11 +229,7 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
         if denied is not None:
             return denied
         request_id = uuid.uuid4().hex
-        client = client_address(
-            request.client.host if request.client else None,
-            request.headers.get("x-forwarded-for"),
-            settings.api_trusted_proxies,
-        )
+        client = _client(request)
         feed, publish_resync = runtime.feed, runtime.publisher
         if feed is None or publish_resync is None:
             return _not_ready()
@@ -284,8 +285,4 @@ class ResyncPublisher:
 
     async def __call__(self, request: ResyncRequested) -> None:
         """Publish one resync request."""
-        await self._js.publish(
-            subjects.SUBJECT_CMD_RESYNC,
-            request.model_dump_json().encode(),
-            headers={subjects.HEADER_MSG_ID: f"resync:{request.request_id}"},
-        )
+        await bus.publish_resync(self._js, request)

@@ -25,6 +25,7 @@ from contracts import subjects
 from contracts.events import ConsulChange, ResyncRequested, utc_now
 from contracts.views import Heartbeat
 from services import bus, metrics
+from services.backoff import next_backoff
 from services.consul import ConsulClient
 from services.enricher import degraded
 from services.enricher.engine import Engine, EngineSettings, ResyncFailed
@@ -44,7 +45,9 @@ from services.telemetry import (
 
 log = logging.getLogger("nodeview.enricher")
 
+RESYNC_RETRY_MIN_SECONDS = 0.5
 RESYNC_RETRY_MAX_SECONDS = 30.0
+"""Bounds of the back-off between tries of a resync that keeps failing."""
 
 RESYNC_REQUEST_MIN_INTERVAL_SECONDS = 1.0
 """Requested resyncs start at most this often; the requests in between share the next one."""
@@ -274,7 +277,9 @@ class Enricher:
         """Keep the resync pending, schedule its next try and show it as degraded."""
         assert self.engine is not None
         self.needs_resync = self.needs_resync or reason
-        self._resync_delay = min(max(self._resync_delay * 2, 0.5), RESYNC_RETRY_MAX_SECONDS)
+        self._resync_delay = next_backoff(
+            self._resync_delay, RESYNC_RETRY_MIN_SECONDS, RESYNC_RETRY_MAX_SECONDS
+        )
         self._resync_retry_at = time.monotonic() + self._resync_delay
         public = str(exc) if isinstance(exc, ResyncFailed) else "NATS failed"
         self.engine.degradation.mark(degraded.RESYNC, f"{reason}: {public}")
@@ -597,8 +602,8 @@ class Enricher:
         now = time.monotonic()
         if now < self._recheck_at:
             return
-        self._recheck_delay = min(
-            max(self._recheck_delay * 2, RECHECK_MIN_SECONDS), RECHECK_MAX_SECONDS
+        self._recheck_delay = next_backoff(
+            self._recheck_delay, RECHECK_MIN_SECONDS, RECHECK_MAX_SECONDS
         )
         self._recheck_at = now + self._recheck_delay
         self.needs_resync = self.needs_resync or "degraded answer"

@@ -14,6 +14,12 @@ NODES_LIST = "nodes list"
 SERVICES_LIST = "services list"
 CHECKS_LIST = "checks list"
 
+EMPTY_ANSWER = "Consul answered an empty list (check the ACL token); view kept"
+"""Why an empty list answer is refused: a token that lost its rights, never an empty cluster."""
+
+FILTERED_ANSWER = "Consul's ACLs filtered the answer; items left out are kept"
+"""Why an ACL-filtered answer is degraded: what it leaves out is hidden, not gone."""
+
 LISTS = (MEMBERS, NODES_LIST, SERVICES_LIST, CHECKS_LIST)
 """Items that only a new read heals (a token's rights coming back moves no Consul index)."""
 

@@ -18,7 +18,6 @@ from services.consul import (
     ConsulError,
     ConsulHTTPError,
     ConsulResponse,
-    error_type,
 )
 from services.enricher import degraded, reads
 from services.enricher.degraded import Degradation
@@ -276,9 +275,7 @@ class Engine:
                 extra={"event": "enrich.members_failed", "reason": "empty list"},
             )
             self.pending_members = True
-            self.degradation.mark(
-                degraded.MEMBERS, "Consul answered an empty member list (check the ACL token)"
-            )
+            self.degradation.mark(degraded.MEMBERS, degraded.EMPTY_ANSWER)
             return
         self.pending_members = False
         self.degradation.clear(degraded.MEMBERS)
@@ -367,8 +364,7 @@ class Engine:
                 "resync failed; view kept",
                 extra={"event": "enrich.resync_failed", "reason": str(exc), "trigger": reason},
             )
-            kind = error_type(exc) if isinstance(exc, ConsulError) else "bad_payload"
-            raise ResyncFailed(reads.public_reason(kind)) from exc
+            raise ResyncFailed(reads.public_reason(reads.error_kind(exc))) from exc
         if not inv.node_names() or (old.service_tags and not inv.service_tags):
             # A Consul cluster always has its servers as nodes, and they run ``consul``: an
             # empty answer means an ACL filtered everything out. Keep the view.
@@ -376,7 +372,7 @@ class Engine:
                 "resync refused an empty list; view kept",
                 extra={"event": "enrich.resync_failed", "reason": "empty list"},
             )
-            raise ResyncFailed("Consul answered an empty list (check the ACL token)")
+            raise ResyncFailed(degraded.EMPTY_ANSWER)
         if nodes.filtered_by_acls:
             # Nodes the token may not read are left out, not gone.
             for name, catalog_node in old.catalog.items():
@@ -385,7 +381,7 @@ class Engine:
             for name, tags in old.service_tags.items():
                 inv.service_tags.setdefault(name, tags)
         if members_read is not None and not members_read and old.members:
-            raise ResyncFailed("Consul answered an empty member list (check the ACL token)")
+            raise ResyncFailed(degraded.EMPTY_ANSWER)
         checked = [(degraded.NODES_LIST, nodes), (degraded.SERVICES_LIST, services)]
         if health is not None:
             checked.append((degraded.CHECKS_LIST, health))
@@ -394,9 +390,7 @@ class Engine:
             self.degradation.clear(degraded.CHECKS_LIST)
         for item, response in checked:
             if response.filtered_by_acls:
-                self.degradation.mark(
-                    item, "Consul's ACLs filtered the answer; items left out are kept"
-                )
+                self.degradation.mark(item, degraded.FILTERED_ANSWER)
             else:
                 self.degradation.clear(item)
         for service_read in await reads.read_services(self._consul, sorted(inv.service_tags)):

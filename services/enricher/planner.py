@@ -332,11 +332,11 @@ def _refused(change: ConsulChange, has_new: bool, has_old: bool, item: str, plan
     applied without its deletions and stays degraded until an unfiltered one arrives.
     """
     if not has_new and has_old:
-        plan.degraded[item] = "Consul answered an empty list (check the ACL token); view kept"
+        plan.degraded[item] = degraded.EMPTY_ANSWER
         plan.sound.discard(item)
         return True
     if change.filtered_by_acls:
-        plan.degraded[item] = "Consul's ACLs filtered the answer; items left out are kept"
+        plan.degraded[item] = degraded.FILTERED_ANSWER
         plan.sound.discard(item)
     else:
         plan.sound.add(item)

@@ -49,7 +49,7 @@ def _unfiltered(response: ConsulResponse, what: str) -> Any:
     return response.data
 
 
-def _kind(exc: Exception) -> str:
+def error_kind(exc: Exception) -> str:
     """The error type of a failed read, as counted and shown."""
     if isinstance(exc, ConsulError):
         return error_type(exc)
@@ -99,7 +99,7 @@ async def read_node_services(consul: ConsulClient, node: str, addr: str) -> Node
     except ConsulNotFound:
         return NodeRead(node=node, services={})
     except (ConsulError, BadConsulPayload, AclFiltered) as exc:
-        kind = _kind(exc)
+        kind = error_kind(exc)
         metrics.CONSUL_NODE_ENRICH_FAILURES.labels(node, kind).inc()
         log.warning(
             "node services read failed",
@@ -123,7 +123,7 @@ async def read_service(consul: ConsulClient, name: str) -> ServiceRead:
         response = await consul.catalog_service(name)
         instances = parse_catalog_service(_unfiltered(response, f"service {name}"))
     except (ConsulError, BadConsulPayload, AclFiltered) as exc:
-        kind = _kind(exc)
+        kind = error_kind(exc)
         log.warning(
             "service read failed",
             extra={

@@ -8,8 +8,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from opentelemetry.trace import SpanKind
 
-from contracts import subjects
-from contracts.events import ConsulChange, ResyncRequested
+from contracts.events import MAX_REASON_LENGTH, ConsulChange, ResyncRequested
 from contracts.subjects import consul_subject
 from services import bus, metrics
 from services.telemetry import inject_headers, tracer
@@ -74,13 +73,9 @@ class Publisher:
     async def request_resync(self, reason: str) -> None:
         """Ask the enricher to read Consul whole: a change could not be passed on as it was."""
         request = ResyncRequested(
-            request_id=uuid.uuid4().hex, requested_by="relay", reason=reason[:1024]
+            request_id=uuid.uuid4().hex, requested_by="relay", reason=reason[:MAX_REASON_LENGTH]
         )
-        await self._js.publish(
-            subjects.SUBJECT_CMD_RESYNC,
-            request.model_dump_json().encode(),
-            headers={subjects.HEADER_MSG_ID: f"resync:{request.request_id}"},
-        )
+        await bus.publish_resync(self._js, request)
         log.warning(
             "resync requested",
             extra={"event": "relay.resync_requested", "reason": reason[:200]},
