@@ -29,6 +29,9 @@ DUPLICATE_WINDOW_SECONDS = 120.0
 
 DEAD_LETTER_MAX_AGE_SECONDS = 7 * 24 * 3600.0
 
+CONNECT_RETRY_SECONDS = 1.0
+"""Pause between attempts to reach NATS (and check the streams) at start."""
+
 DEAD_LETTER_MAX_BYTES = 64 * 1024**2
 """Size bound of the dead-letter stream (the oldest go first)."""
 
@@ -122,6 +125,32 @@ async def connect(
         )
     except (OSError, nats.errors.Error) as exc:
         raise BusError(f"cannot connect to NATS at {redact_url(settings.nats_url)}: {exc}") from exc
+
+
+async def connect_ready(
+    settings: NatsSettings,
+    name: str,
+    *,
+    on_reconnect: Callable[[], Awaitable[None]] | None = None,
+) -> Client:
+    """Connect and make sure the streams exist, trying again every second until NATS answers.
+
+    Services call it in the background, so their health port answers meanwhile.
+    """
+    nc: Client | None = None
+    while True:
+        try:
+            if nc is None:
+                nc = await connect(settings, name, on_reconnect=on_reconnect)
+            await ensure_streams(nc.jetstream(), settings)
+        except (BusError, nats.errors.Error, OSError, TimeoutError) as exc:
+            log.warning(
+                "nats not ready; retrying",
+                extra={"event": "nats.waiting", "client": name, "reason": str(exc)},
+            )
+            await asyncio.sleep(CONNECT_RETRY_SECONDS)
+        else:
+            return nc
 
 
 async def ensure_streams(js: JetStreamContext, settings: NatsSettings) -> None:

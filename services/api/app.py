@@ -77,19 +77,8 @@ class Runtime:
             if self.feed is not None:
                 self.feed.request_replay()
 
-        while True:
-            try:
-                if self.nc is None:
-                    self.nc = await bus.connect(settings, "nodeview-api", on_reconnect=on_reconnect)
-                js = self.nc.jetstream()
-                await bus.ensure_streams(js, settings)
-                break
-            except (bus.BusError, nats.errors.Error, OSError, TimeoutError) as exc:
-                log.warning(
-                    "nats not ready; retrying",
-                    extra={"event": "api.nats_waiting", "reason": str(exc)},
-                )
-                await asyncio.sleep(1.0)
+        self.nc = await bus.connect_ready(settings, "nodeview-api", on_reconnect=on_reconnect)
+        js = self.nc.jetstream()
         self.feed = Feed(js, settings.api_stale_after_seconds)
         self.publisher = ResyncPublisher(js)
         await self.feed.run()

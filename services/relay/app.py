@@ -63,19 +63,8 @@ class Relay:
 
     async def start(self) -> None:
         """Connect to NATS (retrying until it answers), check the streams, start the watches."""
-        while True:
-            try:
-                if self.nc is None:
-                    self.nc = await bus.connect(self.settings, "nodeview-relay")
-                js = self.nc.jetstream()
-                await bus.ensure_streams(js, self.settings)
-                break
-            except (bus.BusError, nats.errors.Error, OSError, TimeoutError) as exc:
-                log.warning(
-                    "nats not ready; retrying",
-                    extra={"event": "relay.nats_waiting", "reason": str(exc)},
-                )
-                await asyncio.sleep(1.0)
+        self.nc = await bus.connect_ready(self.settings, "nodeview-relay")
+        js = self.nc.jetstream()
         self.publisher = Publisher(self.nc, js, relay_id=self.settings.relay_id)
         if not self.watcher:
             return
