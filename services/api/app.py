@@ -21,6 +21,7 @@ from services.api.routes import ResyncPublisher, nodes_router
 from services.api.settings import ApiSettings
 from services.health import add_health_routes, make_server
 from services.logs import setup_logging
+from services.tasks import cancel_and_wait
 from services.telemetry import setup_tracing, shutdown_tracing
 
 log = logging.getLogger("nodeview.api")
@@ -113,9 +114,7 @@ def create_app(settings: ApiSettings, runtime: Runtime | None = None) -> FastAPI
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task, settings.shutdown_drain_seconds)
             await runtime.close(settings.shutdown_drain_seconds)
 
     app = FastAPI(

@@ -35,6 +35,7 @@ from services.enricher.settings import EnricherSettings
 from services.enricher.store import FencedStore, KvViewStore, ViewStore
 from services.health import add_health_routes, make_server
 from services.logs import setup_logging
+from services.tasks import cancel_and_wait
 from services.telemetry import (
     extract_context,
     links_from,
@@ -643,9 +644,7 @@ async def serve(settings: EnricherSettings) -> None:
         # The loop ends its batch (acknowledging only what it committed) and stops; past the
         # drain time it is cancelled: what it did not acknowledge is delivered again.
         await asyncio.wait({run_task}, timeout=settings.shutdown_drain_seconds)
-        run_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await run_task
+        await cancel_and_wait(run_task, settings.shutdown_drain_seconds)
         await enricher.close()
         server.should_exit = True
         await server_task

@@ -21,6 +21,7 @@ from services.relay.payloads import BadWatchPayload, decode_json, make_change, p
 from services.relay.publisher import Publisher
 from services.relay.settings import RelaySettings
 from services.relay.watcher import WatchStats, standard_watches, supervise_watch
+from services.tasks import cancel_and_wait
 from services.telemetry import setup_tracing, shutdown_tracing
 
 log = logging.getLogger("nodeview.relay")
@@ -149,9 +150,7 @@ async def serve(settings: RelaySettings, *, watcher: bool) -> None:
     try:
         await relay.stop.wait()
     finally:
-        start_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await start_task
+        await cancel_and_wait(start_task, settings.shutdown_drain_seconds)
         server.should_exit = True
         await server_task
         await relay.close()
