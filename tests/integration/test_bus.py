@@ -1,10 +1,11 @@
 """The NATS adapter against a real nats-server: streams, dedup, KV writes and the bucket watch."""
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import nats
 import pytest
+from nats.aio.client import Client
 
 from contracts import subjects
 from contracts.events import ConsulChange, utc_now
@@ -19,6 +20,17 @@ def _settings(url: str) -> NatsSettings:
     return NatsSettings.model_validate({"NATS_URL": url})
 
 
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[Client]:
+    """A connection to a clean JetStream server with nodeview's streams and bucket created."""
+    connection = await bus.connect(_settings(nats_url), "test")
+    await bus.ensure_streams(connection.jetstream(), _settings(nats_url))
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
 def _change(index: int, payload: object = None) -> ConsulChange:
     return ConsulChange(
         watch_type="nodes", consul_index=index, source="watcher", payload=payload or []
@@ -26,11 +38,9 @@ def _change(index: int, payload: object = None) -> ConsulChange:
 
 
 @pytest.mark.timeout(30)
-async def test_publish_change_dedups_by_type_key_and_index(nats_url: str) -> None:
+async def test_publish_change_dedups_by_type_key_and_index(nc: Client, nats_url: str) -> None:
     """The same change published twice is stored once; another index is stored again."""
-    nc = await bus.connect(_settings(nats_url), "test")
     js = nc.jetstream()
-    await bus.ensure_streams(js, _settings(nats_url))
     await bus.ensure_streams(js, _settings(nats_url))  # idempotent
     first = await bus.publish_change(nc, js, _change(7))
     again = await bus.publish_change(nc, js, _change(7))
@@ -43,17 +53,14 @@ async def test_publish_change_dedups_by_type_key_and_index(nats_url: str) -> Non
     assert info.config.max_bytes == _settings(nats_url).nats_stream_max_bytes
     dead = await js.stream_info(subjects.STREAM_DEAD_LETTER)
     assert dead.config.max_bytes == bus.DEAD_LETTER_MAX_BYTES
-    await nc.close()
 
 
 @pytest.mark.timeout(30)
 async def test_a_new_change_reusing_an_index_is_stored_and_repeats_still_collapse(
-    nats_url: str,
+    nc: Client,
 ) -> None:
     """After an index reset a different payload at a used index is kept; repeats of each are not."""
-    nc = await bus.connect(_settings(nats_url), "test")
     js = nc.jetstream()
-    await bus.ensure_streams(js, _settings(nats_url))
     before = [{"Node": "a", "Address": "127.0.0.1"}]
     after = [*before, {"Node": "b", "Address": "127.0.0.2"}]
     first = await bus.publish_change(nc, js, _change(9, before))
@@ -72,15 +79,12 @@ async def test_a_new_change_reusing_an_index_is_stored_and_repeats_still_collaps
     assert stored.headers[subjects.HEADER_MSG_ID] == f"nodes:-:9:{digest}"
     info = await js.stream_info(subjects.STREAM_EVENTS)
     assert info.state.messages == 2
-    await nc.close()
 
 
 @pytest.mark.timeout(30)
-async def test_large_change_is_compressed_and_decodes_back(nats_url: str) -> None:
+async def test_large_change_is_compressed_and_decodes_back(nc: Client) -> None:
     """A payload above the compression threshold travels gzip-compressed and decodes intact."""
-    nc = await bus.connect(_settings(nats_url), "test")
     js = nc.jetstream()
-    await bus.ensure_streams(js, _settings(nats_url))
     nodes = [
         {"Node": f"node-{i:05d}", "Address": f"10.0.{i // 250}.{i % 250}"} for i in range(5000)
     ]
@@ -93,15 +97,12 @@ async def test_large_change_is_compressed_and_decodes_back(nats_url: str) -> Non
     assert len(msg.data) < len(change.model_dump_json())
     decoded = ConsulChange.model_validate_json(bus.decode_body(msg.data, msg.headers))
     assert decoded.payload == nodes
-    await nc.close()
 
 
 @pytest.mark.timeout(30)
-async def test_bucket_watch_replays_latest_then_marks_caught_up_then_follows(nats_url: str) -> None:
+async def test_bucket_watch_replays_latest_then_marks_caught_up_then_follows(nc: Client) -> None:
     """The watcher yields each key's latest value, then None, then live puts and deletes."""
-    nc = await bus.connect(_settings(nats_url), "test")
     js = nc.jetstream()
-    await bus.ensure_streams(js, _settings(nats_url))
     await bus.kv_put(js, "node.a", b"1")
     await bus.kv_put(js, "node.a", b"2")
     await bus.kv_put(js, "node.b", b"3", {"traceparent": "00-abc-def-01"})
@@ -119,27 +120,21 @@ async def test_bucket_watch_replays_latest_then_marks_caught_up_then_follows(nat
     assert live.key == "node.a"
     assert live.deleted
     await watch.aclose()
-    await nc.close()
 
 
 @pytest.mark.timeout(30)
-async def test_bucket_watch_on_empty_bucket_is_caught_up_at_once(nats_url: str) -> None:
+async def test_bucket_watch_on_empty_bucket_is_caught_up_at_once(nc: Client) -> None:
     """An empty bucket yields None first, so a new API replica becomes ready."""
-    nc = await bus.connect(_settings(nats_url), "test")
     js = nc.jetstream()
-    await bus.ensure_streams(js, _settings(nats_url))
     watch = bus.watch_nodes_bucket(js)
     assert await asyncio.wait_for(anext(watch), 5) is None
     await watch.aclose()
-    await nc.close()
 
 
 @pytest.mark.timeout(30)
-async def test_only_one_enricher_holds_the_lock_and_release_hands_it_over(nats_url: str) -> None:
+async def test_only_one_enricher_holds_the_lock_and_release_hands_it_over(nc: Client) -> None:
     """A second contender waits while the first holds the lock, and gets it once released."""
-    nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    await bus.ensure_streams(js, _settings(nats_url))
     await bus.ensure_bucket(js, subjects.BUCKET_ENRICHER_LOCK, replicas=1, ttl=3)
     first = Leadership(js, "first", ttl=3)
     second = Leadership(js, "second", ttl=3)
@@ -154,7 +149,6 @@ async def test_only_one_enricher_holds_the_lock_and_release_hands_it_over(nats_u
     first._revision = 1
     with pytest.raises(LeadershipLost):
         await first.refresh()
-    await nc.close()
 
 
 @pytest.mark.timeout(30)
@@ -179,11 +173,9 @@ async def test_a_lost_lock_bucket_ends_leadership_and_is_recreated_by_the_next_a
 
 
 @pytest.mark.timeout(30)
-async def test_a_lease_that_may_have_expired_fences_every_write(nats_url: str) -> None:
+async def test_a_lease_that_may_have_expired_fences_every_write(nc: Client) -> None:
     """Past its lease (no refresh within the TTL), an enricher writes nothing until it refreshes."""
-    nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    await bus.ensure_streams(js, _settings(nats_url))
     await bus.ensure_bucket(js, subjects.BUCKET_ENRICHER_LOCK, replicas=1, ttl=10)
     now = [1000.0]
     leadership = Leadership(js, "fenced", ttl=10, clock=lambda: now[0])
@@ -217,15 +209,12 @@ async def test_a_lease_that_may_have_expired_fences_every_write(nats_url: str) -
     await leadership.refresh()
     await store.delete_view("n1", {})
     assert writes == ["n1", "n1"]
-    await nc.close()
 
 
 @pytest.mark.timeout(30)
-async def test_a_write_over_another_enrichers_newer_entry_is_refused(nats_url: str) -> None:
+async def test_a_write_over_another_enrichers_newer_entry_is_refused(nc: Client) -> None:
     """Expected-sequence writes: once another enricher wrote a key, a stale writer steps down."""
-    nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    await bus.ensure_streams(js, _settings(nats_url))
     old, new = KvViewStore(js), KvViewStore(js)
     view = NodeView(node="n1", addr="127.0.0.1", site_name="x", updated_at=utc_now())
     await old.load()
@@ -241,4 +230,3 @@ async def test_a_write_over_another_enrichers_newer_entry_is_refused(nats_url: s
     views, _ = await new.load()
     assert views["n1"].addr == "127.0.0.3"
     await new.delete_view("n1", {})
-    await nc.close()
