@@ -308,11 +308,7 @@ async def kv_delete(
     js: JetStreamContext, key: str, headers: Mapping[str, str] | None = None
 ) -> int:
     """Delete a KV entry (a ``DEL`` marker, as ``KeyValue.delete`` writes it)."""
-    all_headers = {subjects.HEADER_KV_OPERATION: "DEL", **(headers or {})}
-    ack = await js.publish(
-        subjects.kv_subject(subjects.BUCKET_NODES, key), b"", headers=all_headers
-    )
-    return int(ack.seq)
+    return await kv_put(js, key, b"", {subjects.HEADER_KV_OPERATION: "DEL", **(headers or {})})
 
 
 @dataclass(frozen=True)

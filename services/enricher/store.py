@@ -1,6 +1,6 @@
 """The nodes KV bucket as the enricher sees it: load what is there, write only what changed."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 import nats.js.errors
@@ -45,12 +45,21 @@ class KvViewStore:
         self._js = js
         self._last_seq: dict[str, int] = {}
 
-    async def _put(self, key: str, value: bytes, headers: Mapping[str, str]) -> None:
+    async def _checked(
+        self,
+        key: str,
+        headers: Mapping[str, str],
+        write: Callable[[Mapping[str, str]], Awaitable[int]],
+    ) -> None:
+        """Run ``write`` stating the key's last known sequence; step down if another moved it."""
         expected = {subjects.HEADER_EXPECTED_LAST_SUBJECT_SEQ: str(self._last_seq.get(key, 0))}
         try:
-            self._last_seq[key] = await bus.kv_put(self._js, key, value, {**headers, **expected})
+            self._last_seq[key] = await write({**headers, **expected})
         except nats.js.errors.APIError as exc:
             raise _conflict(key, exc) from exc
+
+    async def _put(self, key: str, value: bytes, headers: Mapping[str, str]) -> None:
+        await self._checked(key, headers, lambda h: bus.kv_put(self._js, key, value, h))
 
     async def put_view(self, view: NodeView, headers: Mapping[str, str]) -> None:
         """Write one node's view."""
@@ -59,11 +68,7 @@ class KvViewStore:
     async def delete_view(self, node: str, headers: Mapping[str, str]) -> None:
         """Delete one node's view."""
         key = subjects.node_key(node)
-        expected = {subjects.HEADER_EXPECTED_LAST_SUBJECT_SEQ: str(self._last_seq.get(key, 0))}
-        try:
-            self._last_seq[key] = await bus.kv_delete(self._js, key, {**headers, **expected})
-        except nats.js.errors.APIError as exc:
-            raise _conflict(key, exc) from exc
+        await self._checked(key, headers, lambda h: bus.kv_delete(self._js, key, h))
 
     async def put_meta(self, meta: ViewMeta, headers: Mapping[str, str]) -> None:
         """Write the meta entry."""
