@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 WatchType = Literal["nodes", "services", "service", "checks", "key", "event", "members"]
 ChangeSource = Literal["script", "http", "watcher"]
 
+SERF_CHECK = "serfHealth"
+"""The check Consul keeps per node for its gossip (Serf) health."""
+
 MAX_NAME_LENGTH = 512
 """Longest key, service or event name of a change, and node/service/check name from a handler."""
 
@@ -42,6 +45,10 @@ def essentials(watch_type: str, payload: Any) -> Any:
         return _pick(payload, _ESSENTIAL_FIELDS["key"])
     if not isinstance(payload, list):
         return payload
+    if watch_type == "checks":
+        # Only each node's Serf health is read: an agent handler's full list and the
+        # watcher's filtered one are the same change.
+        payload = [i for i in payload if not isinstance(i, dict) or i.get("CheckID") == SERF_CHECK]
     if watch_type == "service":
         return [
             {part: _pick(item.get(part), _ESSENTIAL_FIELDS[part]) for part in ("Node", "Service")}
@@ -110,3 +117,43 @@ class ResyncRequested(BaseModel):
     requested_by: str = Field(max_length=256)
     reason: str = Field(max_length=MAX_REASON_LENGTH)
     requested_at: datetime = Field(default_factory=utc_now)
+
+
+DeltaType = Literal["nodes", "checks", "services"]
+"""Watches whose Consul answer is a whole list, which the relay diffs into deltas."""
+
+SCHEMA_DELTA: Literal[2] = 2
+"""Version of the ``ConsulDelta`` contract (``ConsulChange`` is version 1)."""
+
+
+class ConsulDelta(BaseModel):
+    """What one whole-list answer changed against the relay's previous one, item by item.
+
+    Each item carries its full new state (or is listed as removed), so a delta applied twice,
+    or by two relays diffing against different answers, gives the same result.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    schema_version: Literal[2] = SCHEMA_DELTA
+    watch_type: DeltaType
+    consul_index: int = Field(ge=0)
+    datacenter: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
+    source: ChangeSource
+    observed_at: datetime = Field(default_factory=utc_now)
+    relay_id: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
+    changed: dict[str, Any] = Field(default_factory=dict)
+    """Item → its new state in Consul's shape: the node's catalog entry (``nodes``), its
+    ``serfHealth`` check (``checks``), or the name's tag list (``services``)."""
+    removed: tuple[str, ...] = ()
+    """Items the answer no longer lists (node names, or service names)."""
+
+    @property
+    def origin(self) -> str:
+        """One observer of Consul, as for ``ConsulChange``."""
+        return f"{self.source}:{self.relay_id}" if self.relay_id else self.source
+
+    @property
+    def moved_only(self) -> bool:
+        """The index moved without a visible change in the list (an instance changed)."""
+        return not self.changed and not self.removed

@@ -11,11 +11,15 @@ SUBJECT_CONSUL_PREFIX = "nodeview.consul"
 """Consul changes are published to ``nodeview.consul.<watch_type>``."""
 
 SUBJECT_CONSUL_ALL = f"{SUBJECT_CONSUL_PREFIX}.>"
+SUBJECT_DELTA_PREFIX = "nodeview.delta"
+"""What a whole-list answer changed (``ConsulDelta``) is published to ``nodeview.delta.<type>``."""
+
+SUBJECT_DELTA_ALL = f"{SUBJECT_DELTA_PREFIX}.>"
 SUBJECT_CMD_RESYNC = "nodeview.cmd.resync"
 """A ``ResyncRequested`` command for the enricher."""
 
 SUBJECT_CMD_ALL = "nodeview.cmd.>"
-STREAM_EVENTS_SUBJECTS = (SUBJECT_CONSUL_ALL, SUBJECT_CMD_ALL)
+STREAM_EVENTS_SUBJECTS = (SUBJECT_CONSUL_ALL, SUBJECT_DELTA_ALL, SUBJECT_CMD_ALL)
 
 STREAM_DEAD_LETTER = "NODEVIEW_DLQ"
 """Stream that keeps poison messages for inspection."""
@@ -69,6 +73,11 @@ def parse_msg_id(value: str, digest: str | None = None) -> tuple[str, str | None
 def resync_msg_id(request_id: str) -> str:
     """Return the ``Nats-Msg-Id`` of a resync request (the same request is stored once)."""
     return f"resync:{request_id}"
+
+
+def delta_subject(watch_type: str) -> str:
+    """Return the subject a delta of a ``watch_type`` list is published on."""
+    return f"{SUBJECT_DELTA_PREFIX}.{watch_type}"
 
 
 def consul_subject(watch_type: str) -> str:

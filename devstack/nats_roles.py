@@ -17,9 +17,9 @@ DENIED_PUBLISH: dict[str, tuple[str, ...]] = {
     # The relay only adds Consul changes and resync requests: no view, meta, heartbeat or lock.
     "relay": ("$KV.>", "$JS.API.CONSUMER.>", "nodeview.dlq.>", *_NEVER),
     # The enricher writes views and holds the lock; it never invents Consul changes.
-    "enricher": ("nodeview.consul.>", *_NEVER),
+    "enricher": ("nodeview.consul.>", "nodeview.delta.>", *_NEVER),
     # The API faces clients: it reads the view and asks for resyncs, nothing else.
-    "api": ("$KV.>", "nodeview.consul.>", "nodeview.dlq.>", *_NEVER),
+    "api": ("$KV.>", "nodeview.consul.>", "nodeview.delta.>", "nodeview.dlq.>", *_NEVER),
 }
 
 

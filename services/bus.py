@@ -16,7 +16,7 @@ from nats.js import api as js_api
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from contracts import subjects
-from contracts.events import ConsulChange, ResyncRequested
+from contracts.events import ConsulChange, ConsulDelta, ResyncRequested
 from services.config import NatsSettings, read_secret
 
 log = logging.getLogger("nodeview.bus")
@@ -210,7 +210,7 @@ async def ensure_bucket(
         )
 
 
-def encode_change(change: ConsulChange) -> tuple[bytes, dict[str, str]]:
+def encode_change(change: ConsulChange | ConsulDelta) -> tuple[bytes, dict[str, str]]:
     """Serialise a change, compressing it when large; return body and extra headers."""
     body = change.model_dump_json().encode()
     if len(body) <= COMPRESS_ABOVE_BYTES:
@@ -238,10 +238,16 @@ async def publish_change(
     js: JetStreamContext,
     change: ConsulChange,
     *,
+    delta: ConsulDelta | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> PublishResult:
-    """Publish one Consul change with its dedup id; JetStream stores it once per window."""
-    body, extra = encode_change(change)
+    """Publish one Consul answer, whole or as its ``delta``; JetStream stores it once.
+
+    Either way the message id names the answer (type, key, index) and carries its digest, so the
+    same answer from a script handler (whole) and from the watcher (a delta) is stored once.
+    """
+    item: ConsulChange | ConsulDelta = delta if delta is not None else change
+    body, extra = encode_change(item)
     if len(body) > nc.max_payload:
         raise MessageTooLarge(
             f"{change.watch_type} change is {len(body)} bytes, server max_payload is "
@@ -260,7 +266,11 @@ async def publish_change(
         **extra,
         **(headers or {}),
     }
-    subject = subjects.consul_subject(change.watch_type)
+    subject = (
+        subjects.delta_subject(change.watch_type)
+        if delta is not None
+        else subjects.consul_subject(change.watch_type)
+    )
     ack = await js.publish(subject, body, headers=all_headers)
     if ack.duplicate and await _stored_digest_differs(js, ack.seq, digest):
         # A new change on an index reused after a Consul index reset: same id, other payload.

@@ -44,6 +44,10 @@ a single one is that endpoint's problem and pauses only its own path."""
 ALL_PATHS = ""
 """Pause key of every read (no request path is empty)."""
 
+SERF_FILTER = 'CheckID == "serfHealth"'
+"""go-bexpr filter keeping the Serf health check of each node (a Consul that predates filters
+ignores it and answers every check: readers pick ``serfHealth`` either way)."""
+
 BLOCKING_WAIT_MAX_SECONDS = 600.0
 """Consul caps ``wait`` at 10 minutes."""
 
@@ -504,15 +508,31 @@ class ConsulClient:
         )
 
     async def health_state(
-        self, state: str = "any", *, index: int | None = None, wait: float | None = None
+        self,
+        state: str = "any",
+        *,
+        index: int | None = None,
+        wait: float | None = None,
+        filter_expr: str | None = None,
     ) -> ConsulResponse:
-        """Read every health check in ``state`` (Serf health included)."""
+        """Read the health checks in ``state``, those ``filter_expr`` (go-bexpr) keeps."""
         return await self.get(
             "/v1/health/state/" + quote(state, safe=""),
             endpoint="/v1/health/state/{state}",
+            params={"filter": filter_expr} if filter_expr else None,
             index=index,
             wait=wait,
         )
+
+    async def serf_health(
+        self, *, index: int | None = None, wait: float | None = None
+    ) -> ConsulResponse:
+        """Read every node's ``serfHealth`` check, and only those."""
+        return await self.health_state("any", index=index, wait=wait, filter_expr=SERF_FILTER)
+
+    async def ui_services(self) -> ConsulResponse:
+        """Read the summary of every service name: its nodes and instance count (internal)."""
+        return await self.get("/v1/internal/ui/services", endpoint="/v1/internal/ui/services")
 
     async def kv_get(
         self, key: str, *, index: int | None = None, wait: float | None = None

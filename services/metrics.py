@@ -1,7 +1,7 @@
 """Prometheus metrics of nodeview, defined once and shared by every service."""
 
 import collections
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -22,6 +22,11 @@ CONSUL_SERVER_FALLBACK = Counter(
     "consul_server_fallback_total",
     "Times a Consul server failed and the next server of CONSUL_SERVERS was tried.",
     ["server", "status"],
+)
+CONSUL_INTERNAL_FALLBACK = Counter(
+    "nodeview_consul_internal_fallback_total",
+    "Reads done through public endpoints because Consul refused an internal one.",
+    ["endpoint", "status"],
 )
 CONSUL_NODE_ENRICH_FAILURES = Counter(
     "consul_node_enrich_failures_total",
@@ -110,8 +115,13 @@ def set_node_gauges(views: Iterable[NodeView]) -> None:
     for view in views:
         by_status[view.status] += 1
         errors += view.services_status == "error"
+    set_node_counts(by_status, errors)
+
+
+def set_node_counts(by_status: Mapping[str, int], errors: int) -> None:
+    """Set the node gauges from counts already made."""
     for status in NODE_STATUSES:
-        NODES.labels(status).set(by_status[status])
+        NODES.labels(status).set(by_status.get(status, 0))
     NODES_SERVICES_ERROR.set(errors)
 
 

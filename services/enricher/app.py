@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from contracts import subjects
-from contracts.events import ConsulChange, ResyncRequested, utc_now
+from contracts.events import ConsulChange, ConsulDelta, ResyncRequested, utc_now
 from contracts.views import Heartbeat
 from services import bus, metrics
 from services.backoff import next_backoff
@@ -73,7 +73,7 @@ class PoisonMessage(Exception):
 class Decoded:
     """The decoded messages of one fetch, in stream order, with their trace contexts."""
 
-    changes: list[ConsulChange] = field(default_factory=list)
+    changes: list[ConsulChange | ConsulDelta] = field(default_factory=list)
     resyncs: list[tuple[Msg, ResyncRequested]] = field(default_factory=list)
     """Resync requests with their messages: acknowledged once a resync covered them."""
     contexts: list[dict[str, str]] = field(default_factory=list)
@@ -107,7 +107,7 @@ def superseded_in_batch(msgs: Sequence[Msg]) -> set[int]:
     return candidates - set(newest_of_each(things))
 
 
-def decode_message(msg: Msg) -> ConsulChange | ResyncRequested:
+def decode_message(msg: Msg) -> ConsulChange | ConsulDelta | ResyncRequested:
     """Decode one stream message; raise ``PoisonMessage`` when it cannot be decoded."""
     try:
         body = bus.decode_body(msg.data, msg.headers)
@@ -115,6 +115,8 @@ def decode_message(msg: Msg) -> ConsulChange | ResyncRequested:
             return ResyncRequested.model_validate_json(body)
         if msg.subject.startswith(subjects.SUBJECT_CONSUL_PREFIX + "."):
             return ConsulChange.model_validate_json(body)
+        if msg.subject.startswith(subjects.SUBJECT_DELTA_PREFIX + "."):
+            return ConsulDelta.model_validate_json(body)
     except (ValidationError, OSError, EOFError, ValueError, zlib.error) as exc:
         raise PoisonMessage(f"undecodable message on {msg.subject}: {exc}") from exc
     raise PoisonMessage(f"unexpected subject {msg.subject}")
@@ -342,9 +344,13 @@ class Enricher:
             await self._handle_batch(msgs)
 
     async def _fetch_batch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
-        """Wait for a first message, then add those ready within ``ENRICHER_BATCH_WAIT``."""
+        """Wait for a first message, then add those ready within ``ENRICHER_BATCH_WAIT``.
+
+        A lone change is handled at once: when the stream held nothing behind the first
+        message (its ``num_pending``), no window is waited for.
+        """
         msgs: list[Msg] = await sub.fetch(1, timeout=FETCH_IDLE_SECONDS)
-        rest = self.settings.enricher_batch_size - 1
+        rest = min(self.settings.enricher_batch_size - 1, msgs[0].metadata.num_pending)
         if rest <= 0:
             return msgs
         try:
@@ -394,7 +400,11 @@ class Enricher:
                 decoded.resyncs.append((msg, item))
                 continue
             to_ack.append(msg)
-            if meta.num_delivered > 1 and classify(self.engine.state, item) == "backwards":
+            if (
+                meta.num_delivered > 1
+                and isinstance(item, ConsulChange)
+                and classify(self.engine.state, item) == "backwards"
+            ):
                 metrics.EVENTS.labels(item.watch_type, "superseded").inc()
             else:
                 decoded.changes.append(item)

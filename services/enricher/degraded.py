@@ -13,6 +13,8 @@ MEMBERS = "members"
 NODES_LIST = "nodes list"
 SERVICES_LIST = "services list"
 CHECKS_LIST = "checks list"
+SERVICE_INSTANCES = "service instances"
+"""Where service instances moved could not be read: counts may be out of date until it is."""
 
 EMPTY_ANSWER = "Consul answered an empty list (check the ACL token); view kept"
 """Why an empty list answer is refused: a token that lost its rights, never an empty cluster."""

@@ -5,12 +5,12 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from contracts import subjects
-from contracts.events import ConsulChange, utc_now
+from contracts.events import ConsulChange, ConsulDelta, utc_now
 from contracts.views import NodeView, ViewMeta
 from services import metrics
 from services.consul import (
@@ -26,14 +26,25 @@ from services.enricher.inventory import (
     Inventory,
     Member,
     build_view,
+    held_instances,
+    miscounted_names,
+    moved_nodes,
     parse_catalog_nodes,
     parse_members,
     parse_serf_health,
     parse_service_tags,
+    parse_ui_services,
     replace_service,
     same_view,
 )
-from services.enricher.planner import EnricherState, ReadPlan, Settings, apply_change, coalesce
+from services.enricher.planner import (
+    EnricherState,
+    ReadPlan,
+    Settings,
+    apply_change,
+    apply_delta,
+    coalesce,
+)
 from services.enricher.sites import BadSitesDocument, SitesMap, decode_kv_value, parse_sites
 from services.enricher.store import ViewStore
 from services.telemetry import inject_headers, tracer
@@ -45,6 +56,12 @@ RECENT_RESYNC_IDS = 32
 
 MAX_CONCURRENT_WRITES = 128
 """KV writes awaiting their acknowledgement at once during one commit."""
+
+INTERNAL_REFUSED_STATUSES = (403, 404, 405)
+"""Answers of ``/v1/internal/ui/services`` after which every name is read instead."""
+
+INTERNAL_RETRY_SECONDS = 300.0
+"""How long a refused internal endpoint is not asked again."""
 
 MEMBERS_UNAVAILABLE_STATUSES = (403, 404, 405)
 """Answers of ``/v1/agent/members`` after which node status comes from ``serfHealth`` instead."""
@@ -103,11 +120,15 @@ class Engine:
         )
         self.state = EnricherState()
         self.published: dict[str, NodeView] = {}
+        self._gauges = NodeGauges()
         self.meta = ViewMeta(generation=0, synced_at=utc_now())
         self.pending_nodes: set[str] = set()
         self.pending_services: set[str] = set()
         self.pending_members = False
         """The last members read failed: statuses may be stale until a retry succeeds."""
+        self.pending_moved = False
+        """The last read of where instances moved failed: counts may be stale until a retry."""
+        self._internal_refused_until = 0.0
         self.unwritten: set[str] = set()
         self.resynced = False
         self.degradation = Degradation()
@@ -118,21 +139,29 @@ class Engine:
     def restore(self, views: Mapping[str, NodeView], meta: ViewMeta | None) -> None:
         """Start from what an earlier enricher left in the bucket, so only changes are written."""
         self.published = dict(views)
+        self._gauges = NodeGauges.of(self.published.values())
         if meta is not None:
             self.meta = meta
             self.state.last_event_ltime = meta.last_event_ltime
 
     async def handle(
-        self, changes: Sequence[ConsulChange], observed_floor: datetime | None = None
+        self,
+        changes: Sequence[ConsulChange | ConsulDelta],
+        observed_floor: datetime | None = None,
     ) -> BatchResult:
         """Apply one burst of changes: coalesce, apply carried state, read the rest, commit."""
         async with self._lock:
             result = BatchResult()
             plan = ReadPlan()
-            kept = coalesce(changes)
+            whole = [c for c in changes if isinstance(c, ConsulChange)]
+            kept: list[ConsulChange | ConsulDelta] = [*coalesce(whole)]
+            kept += [c for c in changes if isinstance(c, ConsulDelta)]
             for change in kept:
                 step = ReadPlan()
-                outcome = apply_change(self.state, change, self._plan_settings, step)
+                if isinstance(change, ConsulDelta):
+                    outcome = apply_delta(self.state, change, self._plan_settings, step)
+                else:
+                    outcome = apply_change(self.state, change, self._plan_settings, step)
                 plan.merge(step)
                 result.outcomes[f"{change.watch_type}:{outcome}"] += 1
                 metrics.EVENTS.labels(change.watch_type, outcome).inc()
@@ -192,10 +221,16 @@ class Engine:
     async def retry_pending(self) -> CommitResult | None:
         """Read again the nodes and services whose last read failed."""
         async with self._lock:
-            if not (self.pending_nodes or self.pending_services or self.pending_members):
+            if not (
+                self.pending_nodes
+                or self.pending_services
+                or self.pending_members
+                or self.pending_moved
+            ):
                 return None
             plan = ReadPlan(
                 members=self.pending_members,
+                services_moved=self.pending_moved,
                 node_services=set(self.pending_nodes),
                 service_names=set(self.pending_services),
             )
@@ -208,13 +243,21 @@ class Engine:
         inv = self.state.inventory
         if plan.members:
             await self._read_members(plan)
-        known = inv.node_names()
-        node_targets = [(n, self._addr(n)) for n in sorted(plan.node_services & known)]
+        node_targets = [(n, self._addr(n)) for n in sorted(plan.node_services) if inv.knows(n)]
         node_results, service_results = await asyncio.gather(
             reads.read_nodes(self._consul, node_targets),
             reads.read_services(self._consul, sorted(plan.service_names)),
         )
-        for node_read in node_results:
+        self._apply_node_reads(node_results, plan)
+        for service_read in service_results:
+            plan.dirty |= self._apply_service_read(inv, service_read)
+        if plan.services_moved:
+            await self._read_moved_instances(plan)
+
+    def _apply_node_reads(self, node_reads: Sequence[reads.NodeRead], plan: ReadPlan) -> None:
+        """Apply node reads; a failed one marks the node and is read again later."""
+        inv = self.state.inventory
+        for node_read in node_reads:
             plan.dirty.add(node_read.node)
             if node_read.services is not None:
                 inv.services[node_read.node] = node_read.services
@@ -222,8 +265,73 @@ class Engine:
             else:
                 inv.failures[node_read.node] = node_read.reason or "error"
                 self.pending_nodes.add(node_read.node)
-        for service_read in service_results:
+
+    async def _read_moved_instances(self, plan: ReadPlan) -> None:
+        """Find where instances moved with one summary read, then read only those nodes.
+
+        A Consul that refuses the internal summary is read name by name instead (counted and
+        logged), less often tried again; any other failure marks the view degraded and is
+        retried until it succeeds.
+        """
+        inv = self.state.inventory
+        if time.monotonic() < self._internal_refused_until:
+            await self._read_every_name(plan)
+            return
+        try:
+            response = await self._consul.ui_services()
+            summaries = parse_ui_services(reads.unfiltered(response, "the service summaries"))
+        except ConsulHTTPError as exc:
+            if exc.status not in INTERNAL_REFUSED_STATUSES:
+                self._moved_read_failed(exc)
+                return
+            self._internal_refused(exc)
+            await self._read_every_name(plan)
+            return
+        except (ConsulError, BadConsulPayload, reads.AclFiltered) as exc:
+            self._moved_read_failed(exc)
+            return
+        self.pending_moved = False
+        self.degradation.clear(degraded.SERVICE_INSTANCES)
+        held = held_instances(inv.services)
+        nodes = sorted(n for n in moved_nodes(held, summaries) if inv.knows(n))
+        if nodes:
+            self._apply_node_reads(
+                await reads.read_nodes(self._consul, [(n, self._addr(n)) for n in nodes]), plan
+            )
+            held = held_instances(inv.services)
+        for service_read in await reads.read_services(
+            self._consul, sorted(miscounted_names(held, summaries))
+        ):
             plan.dirty |= self._apply_service_read(inv, service_read)
+
+    async def _read_every_name(self, plan: ReadPlan) -> None:
+        """Read every service name: the public way to find where an instance moved."""
+        inv = self.state.inventory
+        for service_read in await reads.read_services(self._consul, sorted(inv.service_tags)):
+            plan.dirty |= self._apply_service_read(inv, service_read)
+
+    def _moved_read_failed(self, exc: Exception) -> None:
+        kind = reads.error_kind(exc)
+        self.pending_moved = True
+        self.degradation.mark(degraded.SERVICE_INSTANCES, reads.public_reason(kind))
+        log.warning(
+            "service summaries read failed; instance counts kept until a retry succeeds",
+            extra={"event": "enrich.summaries_failed", "reason": str(exc), "error_type": kind},
+        )
+
+    def _internal_refused(self, exc: ConsulHTTPError) -> None:
+        """Remember that Consul refuses its internal summary; say so once per period."""
+        metrics.CONSUL_INTERNAL_FALLBACK.labels("/v1/internal/ui/services", str(exc.status)).inc()
+        self._internal_refused_until = time.monotonic() + INTERNAL_RETRY_SECONDS
+        log.warning(
+            "Consul refused its internal service summary; reading every service name instead",
+            extra={
+                "event": "enrich.internal_refused",
+                "endpoint": "/v1/internal/ui/services",
+                "status": exc.status,
+                "retry_in_s": INTERNAL_RETRY_SECONDS,
+            },
+        )
 
     def _apply_service_read(self, inv: Inventory, service_read: reads.ServiceRead) -> set[str]:
         """Apply one service read; a failure keeps the instances known and marks their nodes."""
@@ -354,7 +462,7 @@ class Engine:
             read: dict[tuple[str, str | None], int] = {}
             health: ConsulResponse | None = None
             if members_read is None:
-                health = await self._consul.health_state("any")
+                health = await self._consul.serf_health()
                 inv.serf_health = parse_serf_health(health.data)
                 read[("checks", None)] = health.index or 0
             else:
@@ -473,37 +581,43 @@ class Engine:
         resync_ids: tuple[str, ...] | None = None,
     ) -> CommitResult:
         inv = self.state.inventory
-        names = inv.node_names()
-        targets = names if all_dirty else (dirty | self.unwritten) & names
+        # Only what changed is looked at (a node gone from Consul is among them): one change
+        # costs the same whatever the number of nodes. A resync looks at every node.
+        targets = inv.node_names() | self.published.keys() if all_dirty else dirty | self.unwritten
         headers = inject_headers(dict(headers))
         now = utc_now()
         result = CommitResult()
         # Nodes stay "unwritten" until their write succeeds, so a failed batch is not lost.
         self.unwritten |= targets
         views: list[NodeView] = []
+        gone: list[str] = []
         for node in sorted(targets):
             view = build_view(inv, node, self.state.sites, self._settings.unmapped_label, now)
             old = self.published.get(node)
-            if view is None or (old is not None and same_view(old, view)):
+            if view is None and old is not None:
+                gone.append(node)
+            elif view is None or (old is not None and same_view(old, view)):
                 self.unwritten.discard(node)
             else:
                 views.append(view)
 
         async def put(view: NodeView) -> None:
             await self._store.put_view(view, headers)
+            self._gauges.replace(self.published.get(view.node), view)
             self.published[view.node] = view
             self.unwritten.discard(view.node)
             result.written += 1
 
         async def delete(node: str) -> None:
             await self._store.delete_view(node, headers)
-            del self.published[node]
+            self._gauges.replace(self.published.pop(node), None)
+            self.unwritten.discard(node)
             metrics.forget_node(node)
             result.deleted += 1
 
         await _bounded_all(
             [functools.partial(put, view) for view in views]
-            + [functools.partial(delete, node) for node in sorted(self.published.keys() - names)]
+            + [functools.partial(delete, node) for node in gone]
         )
         changed = bool(result.written or result.deleted)
         if changed or resync_ids is not None:
@@ -533,7 +647,36 @@ class Engine:
         return result
 
     def _update_gauges(self) -> None:
-        metrics.set_node_gauges(self.published.values())
+        self._gauges.export()
+
+
+@dataclass
+class NodeGauges:
+    """Counts behind the node gauges, kept in step with each write instead of recounted."""
+
+    by_status: Counter[str] = field(default_factory=Counter)
+    errors: int = 0
+
+    @classmethod
+    def of(cls, views: Iterable[NodeView]) -> "NodeGauges":
+        """Count a whole set of views."""
+        gauges = cls()
+        for view in views:
+            gauges.replace(None, view)
+        return gauges
+
+    def replace(self, old: NodeView | None, new: NodeView | None) -> None:
+        """Account for one view replaced (``None``: none before, or none after)."""
+        if old is not None:
+            self.by_status[old.status] -= 1
+            self.errors -= old.services_status == "error"
+        if new is not None:
+            self.by_status[new.status] += 1
+            self.errors += new.services_status == "error"
+
+    def export(self) -> None:
+        """Set the Prometheus gauges from the counts."""
+        metrics.set_node_counts(self.by_status, self.errors)
 
 
 def _reason_label(reason: str) -> str:

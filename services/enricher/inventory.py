@@ -62,6 +62,10 @@ class Inventory:
     node_index: dict[str, int] = field(default_factory=dict)
     """Node → Consul index of the change that last touched it."""
 
+    def knows(self, node: str) -> bool:
+        """Tell whether ``node`` is known from the members or the catalog."""
+        return node in self.catalog or (self.members is not None and node in self.members)
+
     def node_names(self) -> set[str]:
         """Return every node known from the members or the catalog."""
         names = set(self.catalog)
@@ -228,6 +232,64 @@ def parse_health_service(payload: Any) -> dict[str, NodeServices]:
             address=_text(service, "Address"),
         )
     return result
+
+
+@dataclass(frozen=True)
+class ServiceSummary:
+    """One service name as Consul's UI summary lists it: the nodes holding it, its instances."""
+
+    nodes: frozenset[str]
+    instances: int
+
+
+def parse_ui_services(payload: Any) -> dict[str, ServiceSummary]:
+    """Parse ``/v1/internal/ui/services`` into name → summary (peers' imported names left out)."""
+    summaries: dict[str, ServiceSummary] = {}
+    for item in _objects(payload, "ui services"):
+        if item.get("PeerName"):
+            continue
+        nodes = item.get("Nodes") or []
+        if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
+            raise BadConsulPayload("service summary Nodes is not a list of names")
+        count = item.get("InstanceCount")
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise BadConsulPayload("service summary InstanceCount is not an integer")
+        summaries[_text(item, "Name")] = ServiceSummary(frozenset(nodes), count)
+    return summaries
+
+
+def held_instances(services: Mapping[str, NodeServices]) -> dict[str, dict[str, int]]:
+    """Service name → node → how many instances of it the inventory holds there."""
+    held: dict[str, dict[str, int]] = {}
+    for node, node_services in services.items():
+        for instance in node_services.values():
+            per_node = held.setdefault(instance.name, {})
+            per_node[node] = per_node.get(node, 0) + 1
+    return held
+
+
+def moved_nodes(
+    held: Mapping[str, Mapping[str, int]], summaries: Mapping[str, ServiceSummary]
+) -> set[str]:
+    """Nodes that gained or lost a service name according to the summaries: read them again."""
+    moved: set[str] = set()
+    for name in summaries.keys() | held.keys():
+        summary = summaries.get(name)
+        theirs = summary.nodes if summary is not None else frozenset()
+        moved |= theirs ^ held.get(name, {}).keys()
+    return moved
+
+
+def miscounted_names(
+    held: Mapping[str, Mapping[str, int]], summaries: Mapping[str, ServiceSummary]
+) -> set[str]:
+    """Names held on the right nodes but not as many times as Consul counts: read them again."""
+    return {
+        name
+        for name, summary in summaries.items()
+        if summary.nodes == held.get(name, {}).keys()
+        and summary.instances != sum(held.get(name, {}).values())
+    }
 
 
 def replace_service(

@@ -1,11 +1,13 @@
 """Pure planning: coalesce a burst of changes, apply the state they carry, list the reads left."""
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
-from contracts.events import ConsulChange
+from contracts.events import ConsulChange, ConsulDelta
+from contracts.views import NodeStatus
 from services.enricher import degraded
 from services.enricher.inventory import (
     BadConsulPayload,
@@ -34,6 +36,8 @@ NOT_RECORDED: frozenset[Outcome] = frozenset({"bad_payload", "ignored", "refused
 """Outcomes whose index is not recorded: a good copy of the same change from another source
 must still apply, and things nodeview does not watch leave no state behind."""
 
+T = TypeVar("T")
+
 _TYPE_ORDER = {"members": 0, "nodes": 1, "checks": 2, "services": 3, "service": 4, "key": 5}
 
 
@@ -51,6 +55,9 @@ class EnricherState:
     """(type, key) → origin of that event: the same origin going backwards is a reset."""
     event_observed: dict[tuple[str, str | None], datetime] = field(default_factory=dict)
     """(type, key) → when that event was observed, to tell a late answer from a reset."""
+    item_index: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(type, node or service name) → index of the delta that last set that item; only items
+    changed since the last whole list of their type are kept."""
     last_event_ltime: int = 0
     datacenter: str | None = None
     """The datacenter the catalog belongs to, learnt from a resync's nodes."""
@@ -67,6 +74,7 @@ class EnricherState:
             self.event_observed.pop(key, None)
         for key in [k for k in self.seen_index if k[0] != "event"]:
             del self.seen_index[key]
+        self.item_index.clear()
         self.seen_index.update(read)
 
     def settle(self, read: Mapping[tuple[str, str | None], int]) -> None:
@@ -83,7 +91,23 @@ class EnricherState:
                 self.event_observed.pop(key, None)
         for key in [k for k in self.seen_index if k[0] != "event" and k not in read]:
             del self.seen_index[key]
+        read_types = {watch_type for watch_type, _ in read}
+        self.forget_items(read_types, None)
         self.seen_index.update(read)
+
+    def forget_items(self, types: set[str], up_to: int | None) -> None:
+        """Drop the item indexes of ``types`` (those up to ``up_to``): a whole list covers them."""
+        self.item_index = {
+            key: index
+            for key, index in self.item_index.items()
+            if key[0] not in types or (up_to is not None and index > up_to)
+        }
+
+    def newer_items(self, watch_type: str, index: int) -> set[str]:
+        """Items of ``watch_type`` that a delta set after ``index``."""
+        return {
+            key for (kind, key), at in self.item_index.items() if kind == watch_type and at > index
+        }
 
 
 @dataclass
@@ -93,6 +117,8 @@ class ReadPlan:
     members: bool = False
     node_services: set[str] = field(default_factory=set)
     service_names: set[str] = field(default_factory=set)
+    services_moved: bool = False
+    """An instance was added, moved or removed without a visible trace in the names list."""
     full_resync: str | None = None
     """Why a full resync is needed, or ``None``."""
     index_reset: bool = False
@@ -106,13 +132,20 @@ class ReadPlan:
 
     def needs_reads(self) -> bool:
         """Tell whether any Consul read is planned."""
-        return bool(self.members or self.node_services or self.service_names or self.full_resync)
+        return bool(
+            self.members
+            or self.node_services
+            or self.service_names
+            or self.services_moved
+            or self.full_resync
+        )
 
     def merge(self, other: "ReadPlan") -> None:
         """Add another plan's reads and dirty nodes to this one."""
         self.members |= other.members
         self.node_services |= other.node_services
         self.service_names |= other.service_names
+        self.services_moved |= other.services_moved
         self.full_resync = self.full_resync or other.full_resync
         self.index_reset |= other.index_reset
         self.dirty |= other.dirty
@@ -227,6 +260,7 @@ def _apply(
             if change.filtered_by_acls:
                 # Nodes the token may not read are left out, not gone: keep them.
                 new = {**{n: c for n, c in old.items() if n not in new}, **new}
+            _keep_newer(state, change, new, old)
             added = new.keys() - old.keys()
             removed = old.keys() - new.keys()
             moved = {n for n in new.keys() & old.keys() if new[n] != old[n]}
@@ -245,6 +279,7 @@ def _apply(
                 return "refused"
             if change.filtered_by_acls:
                 health = {**inv.serf_health, **health}
+            _keep_newer(state, change, health, inv.serf_health)
             changed = {
                 n
                 for n in health.keys() | inv.serf_health.keys()
@@ -276,6 +311,7 @@ def _apply(
                 return "refused"
             if change.filtered_by_acls:
                 tags = {**old_tags, **tags}
+            _keep_newer(state, change, tags, old_tags)
             for name in old_tags.keys() - tags.keys():
                 plan.dirty |= replace_service(inv.services, name, {})
             changed_names = {n for n in tags if tags.get(n) != old_tags.get(n)}
@@ -298,6 +334,130 @@ def _apply(
         case "event":
             return _apply_events(state, payload, settings, plan)
     return "applied"
+
+
+def _keep_newer(
+    state: EnricherState, change: ConsulChange, new: dict[str, T], old: Mapping[str, T]
+) -> None:
+    """Items a delta set after this whole answer was read keep the delta's state."""
+    for key in state.newer_items(change.watch_type, change.consul_index):
+        if key in old:
+            new[key] = old[key]
+        else:
+            new.pop(key, None)
+    state.forget_items({change.watch_type}, change.consul_index)
+
+
+def apply_delta(
+    state: EnricherState, delta: ConsulDelta, settings: Settings, plan: ReadPlan
+) -> Outcome:
+    """Apply what one list answer changed, item by item, to ``state``; add the reads it needs.
+
+    An item applies when the delta is newer than the last whole list of its type and than the
+    last delta that set that item: deltas from two relays, or repeated, apply in any order.
+    """
+    served = settings.datacenter or state.datacenter
+    if delta.datacenter and served and delta.datacenter != served:
+        return "ignored"
+    key = (delta.watch_type, None)
+    last = state.event_index.get(key)
+    if (
+        last is not None
+        and delta.consul_index < last
+        and state.event_source.get(key) == delta.origin
+    ):
+        plan.full_resync = plan.full_resync or f"{delta.watch_type} index went backwards"
+        plan.index_reset = True
+        return "backwards"
+    if delta.consul_index <= state.seen_index.get(key, 0):
+        return "superseded"
+    try:
+        touched = _apply_items(state, delta, plan)
+    except BadConsulPayload:
+        return "bad_payload"
+    if last is None or delta.consul_index >= last:
+        state.event_index[key] = delta.consul_index
+        state.event_source[key] = delta.origin
+        state.event_observed[key] = delta.observed_at
+    item = _LIST_ITEMS[delta.watch_type]
+    plan.sound.add(item)
+    plan.degraded.pop(item, None)
+    for node in touched:
+        state.inventory.node_index[node] = max(
+            state.inventory.node_index.get(node, 0), delta.consul_index
+        )
+    return "applied" if touched or delta.moved_only or plan.service_names else "superseded"
+
+
+_LIST_ITEMS = {
+    "nodes": degraded.NODES_LIST,
+    "checks": degraded.CHECKS_LIST,
+    "services": degraded.SERVICES_LIST,
+}
+
+
+def _fresh_items(state: EnricherState, delta: ConsulDelta, keys: Iterable[str]) -> list[str]:
+    """The items of a delta newer than what set them last; their index becomes the delta's."""
+    fresh = []
+    for key in keys:
+        item = (delta.watch_type, key)
+        if state.item_index.get(item, 0) < delta.consul_index:
+            state.item_index[item] = delta.consul_index
+            fresh.append(key)
+    return fresh
+
+
+def _apply_items(state: EnricherState, delta: ConsulDelta, plan: ReadPlan) -> set[str]:
+    """Apply a delta's fresh items; return the nodes whose view may change."""
+    inv = state.inventory
+    touched: set[str] = set()
+    changed = _fresh_items(state, delta, delta.changed)
+    removed = _fresh_items(state, delta, delta.removed)
+    match delta.watch_type:
+        case "nodes":
+            parsed = parse_catalog_nodes([delta.changed[n] for n in changed])
+            joined = parsed.keys() - inv.catalog.keys()
+            inv.catalog.update(parsed)
+            plan.node_services |= joined
+            for name in removed:
+                inv.catalog.pop(name, None)
+                inv.services.pop(name, None)
+                inv.failures.pop(name, None)
+            # A node that joins or leaves changes the gossip pool: its member entry (type, and
+            # "left" once it is gone from the catalog) comes from one members read.
+            plan.members |= bool(joined or removed) and inv.members is not None
+            touched = set(parsed) | set(removed)
+        case "checks":
+            health = parse_serf_health([delta.changed[n] for n in changed])
+            for name, status in health.items():
+                inv.serf_health[name] = status
+                _member_follows(inv, name, health_status(status))
+            for name in removed:
+                inv.serf_health.pop(name, None)
+            touched = set(health) | set(removed)
+        case "services":
+            tags = parse_service_tags({name: delta.changed[name] for name in changed})
+            inv.service_tags.update(tags)
+            plan.service_names |= set(tags)
+            for name in removed:
+                inv.service_tags.pop(name, None)
+                touched |= replace_service(inv.services, name, {})
+            plan.services_moved |= delta.moved_only
+    plan.dirty |= touched
+    return touched
+
+
+def _member_follows(inv: Inventory, node: str, status: NodeStatus) -> None:
+    """Keep a member's status in step with what Consul's catalog now says of its node.
+
+    Members are read whole only by a resync; between two, the node's ``serfHealth`` check (or
+    its deregistration: the agent left) is Consul's word on its gossip status.
+    """
+    if inv.members is None or status == "unknown":
+        return
+    member = inv.members.get(node)
+    if member is not None and member.status != status:
+        inv.members[node] = dataclasses.replace(member, status=status)
 
 
 def _members_disagreeing(inv: Inventory, health: Mapping[str, str]) -> set[str]:

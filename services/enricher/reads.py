@@ -42,7 +42,7 @@ class AclFiltered(Exception):
     """Consul answered, but its ACLs left out what was asked: not an empty answer."""
 
 
-def _unfiltered(response: ConsulResponse, what: str) -> Any:
+def unfiltered(response: ConsulResponse, what: str) -> Any:
     """The data of an answer, or ``AclFiltered`` when Consul's ACLs left parts of it out."""
     if response.filtered_by_acls:
         raise AclFiltered(f"Consul's ACLs filtered the answer for {what}")
@@ -95,7 +95,7 @@ async def read_node_services(consul: ConsulClient, node: str, addr: str) -> Node
     started = time.perf_counter()
     try:
         response = await consul.node_services(node)
-        services = parse_node_services(_unfiltered(response, f"node {node}"))
+        services = parse_node_services(unfiltered(response, f"node {node}"))
     except ConsulNotFound:
         return NodeRead(node=node, services={})
     except (ConsulError, BadConsulPayload, AclFiltered) as exc:
@@ -121,7 +121,7 @@ async def read_service(consul: ConsulClient, name: str) -> ServiceRead:
     """Read every instance of one service name."""
     try:
         response = await consul.catalog_service(name)
-        instances = parse_catalog_service(_unfiltered(response, f"service {name}"))
+        instances = parse_catalog_service(unfiltered(response, f"service {name}"))
     except (ConsulError, BadConsulPayload, AclFiltered) as exc:
         kind = error_kind(exc)
         log.warning(

@@ -16,6 +16,7 @@ from services.bus import redact_url
 from services.consul import ConsulClient
 from services.health import add_health_routes, make_server
 from services.logs import setup_logging
+from services.relay.deltas import Differ
 from services.relay.http import watch_router
 from services.relay.payloads import BadWatchPayload, decode_json, make_change, parse_index
 from services.relay.publisher import Publisher
@@ -66,7 +67,7 @@ class Relay:
         """Connect to NATS (retrying until it answers), check the streams, start the watches."""
         self.nc = await bus.connect_ready(self.settings, "nodeview-relay")
         js = self.nc.jetstream()
-        self.publisher = Publisher(self.nc, js, relay_id=self.settings.relay_id)
+        self.publisher = Publisher(self.nc, js, relay_id=self.settings.relay_id, differ=Differ())
         if not self.watcher:
             return
         watches = standard_watches(

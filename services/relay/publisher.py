@@ -8,9 +8,10 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from opentelemetry.trace import SpanKind
 
-from contracts.events import MAX_REASON_LENGTH, ConsulChange, ResyncRequested
-from contracts.subjects import consul_subject
+from contracts.events import MAX_REASON_LENGTH, ConsulChange, ConsulDelta, ResyncRequested
+from contracts.subjects import consul_subject, delta_subject
 from services import bus, metrics
+from services.relay.deltas import Baseline, Differ
 from services.telemetry import inject_headers, tracer
 
 log = logging.getLogger("nodeview.relay")
@@ -19,17 +20,39 @@ log = logging.getLogger("nodeview.relay")
 class Publisher:
     """Publishes ``ConsulChange`` events; the stream collapses duplicates by message id."""
 
-    def __init__(self, nc: Client, js: JetStreamContext, *, relay_id: str | None = None) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        *,
+        relay_id: str | None = None,
+        differ: Differ | None = None,
+    ) -> None:
         self._nc = nc
         self._js = js
         self._relay_id = relay_id
+        self._differ = differ
+        """Without one (a script handler lives for one answer), every list goes out whole."""
 
     async def publish(self, change: ConsulChange) -> bus.PublishResult:
-        """Publish one change and record whether the stream stored it or saw a duplicate."""
+        """Publish one change, or what it changed, and record what the stream did with it."""
         if self._relay_id is not None and change.relay_id is None:
             # Which relay saw it: two relays' answers are then ordered apart, not as one.
             change = change.model_copy(update={"relay_id": self._relay_id})
-        subject = consul_subject(change.watch_type)
+        planned = self._differ.plan(change) if self._differ else change
+        if isinstance(planned, Baseline):
+            metrics.RELAY_PUBLISHED.labels(change.watch_type, change.source, "unchanged").inc()
+            return bus.PublishResult(stream_seq=planned.stream_seq, duplicate=True)
+        result = await self._publish(change, planned)
+        if self._differ:
+            self._differ.published(change, result.stream_seq)
+        return result
+
+    async def _publish(
+        self, change: ConsulChange, item: ConsulChange | ConsulDelta
+    ) -> bus.PublishResult:
+        delta = isinstance(item, ConsulDelta)
+        subject = delta_subject(item.watch_type) if delta else consul_subject(item.watch_type)
         with tracer().start_as_current_span(
             f"consul.watch {change.watch_type}",
             kind=SpanKind.PRODUCER,
@@ -37,6 +60,7 @@ class Publisher:
                 "nodeview.consul.index": change.consul_index,
                 "nodeview.source": change.source,
                 "nodeview.watch.key": change.dedup_key or "",
+                "nodeview.delta": delta,
                 "messaging.system": "nats",
                 "messaging.destination.name": subject,
                 "messaging.operation.type": "publish",
@@ -44,7 +68,11 @@ class Publisher:
         ) as span:
             try:
                 result = await bus.publish_change(
-                    self._nc, self._js, change, headers=inject_headers()
+                    self._nc,
+                    self._js,
+                    change,
+                    delta=item if isinstance(item, ConsulDelta) else None,
+                    headers=inject_headers(),
                 )
             except bus.MessageTooLarge:
                 metrics.RELAY_PUBLISHED.labels(change.watch_type, change.source, "too_large").inc()
@@ -66,6 +94,7 @@ class Publisher:
                 "source": change.source,
                 "outcome": outcome,
                 "stream_seq": result.stream_seq,
+                "changed": len(item.changed) if isinstance(item, ConsulDelta) else None,
             },
         )
         return result

@@ -54,7 +54,7 @@ def standard_watches(
     watches = [
         Watch("nodes", lambda i, w: consul.catalog_nodes(index=i, wait=w)),
         Watch("services", lambda i, w: consul.catalog_services(index=i, wait=w)),
-        Watch("checks", lambda i, w: consul.health_state("any", index=i, wait=w)),
+        Watch("checks", lambda i, w: consul.serf_health(index=i, wait=w)),
         Watch("key", lambda i, w: consul.kv_get(sites_key, index=i, wait=w), key=sites_key),
         Watch(
             "event",

@@ -1,6 +1,7 @@
 """Consul faults, blocking-query quirks and an API replica restart, on one shared stack."""
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
@@ -8,7 +9,9 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from nats.js.errors import NotFoundError
 
+from contracts import subjects
 from tests.e2e.stack import Stack, eventually
 from tests.reliability.churn import burst
 from tests.reliability.support import (
@@ -238,13 +241,18 @@ async def test_index_going_backwards_resets_without_a_hot_loop(stack: Stack) -> 
 
 
 async def _last_published_index(stack: Stack, watch_type: str) -> int:
+    """The Consul index of the last answer of ``watch_type`` stored, whole or as a delta."""
     nc = await nats_client(stack)
+    found = []
     try:
-        msg = await nc.jetstream().get_last_msg("NODEVIEW_EVENTS", f"nodeview.consul.{watch_type}")
+        for subject in (subjects.consul_subject(watch_type), subjects.delta_subject(watch_type)):
+            with contextlib.suppress(NotFoundError):
+                found.append(await nc.jetstream().get_last_msg(subjects.STREAM_EVENTS, subject))
     finally:
         await nc.close()
+    msg = max(found, key=lambda m: m.seq or 0)
     assert msg.headers is not None
-    return int(msg.headers["Nats-Msg-Id"].rsplit(":", 1)[1])
+    return int(msg.headers[subjects.HEADER_MSG_ID].rsplit(":", 1)[1])
 
 
 @pytest.mark.timeout(120)

@@ -105,5 +105,9 @@ async def _interleaved_answers_are_late_not_a_reset(stack: Stack) -> None:
         assert got > superseded_before
 
     await eventually(late_superseded, within=30)
+    # The injected answers claimed Consul's next two indexes: Consul reaches them first, as it
+    # would have before a relay could read them, so the join after lands above them.
+    for step in range(2):
+        stack.consul.state.kv_put("two-relays/filler", str(step).encode())
     stack.consul.state.join_node("after-two-relays", "127.99.9.1")
     await converge(stack, ("api-1",))

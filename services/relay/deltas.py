@@ -1,0 +1,103 @@
+"""Diffs of whole-list watch answers into what changed, item by item (``ConsulDelta``)."""
+
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from contracts.events import SERF_CHECK, ConsulChange, ConsulDelta, DeltaType, essentials
+
+DELTA_TYPES: frozenset[str] = frozenset({"nodes", "checks", "services"})
+"""Watches whose every answer is the whole list: nodes, Serf health checks, service names."""
+
+
+def list_items(watch_type: str, payload: Any) -> dict[str, Any]:
+    """The items of a whole-list answer by node or service name, as far as nodeview reads them."""
+    if watch_type == "services":
+        if not isinstance(payload, dict):
+            return {}
+        return {str(name): sorted(str(t) for t in tags or ()) for name, tags in payload.items()}
+    reduced = essentials(watch_type, payload)
+    if not isinstance(reduced, list):
+        return {}
+    items: dict[str, Any] = {}
+    for item in reduced:
+        if not isinstance(item, dict) or not isinstance(item.get("Node"), str):
+            continue
+        if watch_type == "checks" and item.get("CheckID") != SERF_CHECK:
+            continue
+        items[item["Node"]] = item
+    return items
+
+
+@dataclass
+class Baseline:
+    """The last answer of one list published, whole or as a delta."""
+
+    index: int
+    items: dict[str, Any]
+    stream_seq: int
+
+
+Plan = ConsulChange | ConsulDelta | Baseline
+"""What to publish for an answer: it whole, what it changed, or nothing (the baseline that
+already holds it)."""
+
+
+@dataclass
+class Differ:
+    """The relay's last published answer of each list watch, to publish only what changed.
+
+    Shared by the watcher and the HTTP handler of one relay: the same answer from both is
+    published once. The baseline moves only once a publish succeeded, so a failed publish is
+    diffed again, never lost.
+    """
+
+    baselines: dict[tuple[str, str | None], Baseline] = field(default_factory=dict)
+
+    def plan(self, change: ConsulChange) -> Plan:
+        """Decide what to publish for one answer."""
+        if change.watch_type not in DELTA_TYPES:
+            return change
+        base = self.baselines.get((change.watch_type, change.datacenter))
+        items = list_items(change.watch_type, change.payload)
+        if (
+            base is None
+            or change.consul_index < base.index
+            or change.filtered_by_acls
+            or (not items and base.items)
+        ):
+            # First answer, an index reset, or an answer the enricher must judge whole
+            # (ACL-filtered or empty): published as it is.
+            return change
+        if change.consul_index == base.index:
+            # The same answer from another source, or a reused index after a reset.
+            return base if items == base.items else change
+        changed = {key: value for key, value in items.items() if base.items.get(key) != value}
+        removed = tuple(sorted(base.items.keys() - items.keys()))
+        if not changed and not removed and change.watch_type != "services":
+            return base
+        return ConsulDelta(
+            watch_type=cast("DeltaType", change.watch_type),
+            consul_index=change.consul_index,
+            datacenter=change.datacenter,
+            source=change.source,
+            observed_at=change.observed_at,
+            relay_id=change.relay_id,
+            changed=changed,
+            removed=removed,
+        )
+
+    def published(self, change: ConsulChange, stream_seq: int) -> None:
+        """Make an answer the baseline once it (or its delta) is in the stream.
+
+        Two answers published at once may land out of order: the baseline then holds the older,
+        and the next delta repeats a few items, which applying twice leaves as they are.
+        """
+        if change.watch_type not in DELTA_TYPES:
+            return
+        items = list_items(change.watch_type, change.payload)
+        key = (change.watch_type, change.datacenter)
+        base = self.baselines.get(key)
+        if change.filtered_by_acls or (not items and base is not None and base.items):
+            # Compared with the last whole answer, the next one shows what changed meanwhile.
+            return
+        self.baselines[key] = Baseline(change.consul_index, items, stream_seq)

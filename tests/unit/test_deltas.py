@@ -1,0 +1,289 @@
+"""Deltas: the relay diffs whole lists item by item; the enricher applies them in any order."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from contracts.events import ConsulChange, ConsulDelta
+from contracts.views import ServiceInstance
+from services.enricher.inventory import (
+    Member,
+    ServiceSummary,
+    held_instances,
+    miscounted_names,
+    moved_nodes,
+    parse_catalog_nodes,
+    parse_ui_services,
+)
+from services.enricher.planner import (
+    EnricherState,
+    Outcome,
+    ReadPlan,
+    Settings,
+    apply_change,
+    apply_delta,
+)
+from services.relay.deltas import Baseline, Differ, list_items
+
+SETTINGS = Settings(sites_key="sites", resync_event="nodeview-resync")
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _node(name: str, addr: str) -> dict[str, Any]:
+    return {
+        "ID": f"id-{name}",
+        "Node": name,
+        "Address": addr,
+        "Datacenter": "dc1",
+        "TaggedAddresses": {"lan": addr},
+        "CreateIndex": 5,
+        "ModifyIndex": 5,
+    }
+
+
+def _serf(node: str, status: str) -> dict[str, Any]:
+    return {"Node": node, "CheckID": "serfHealth", "Status": status, "ModifyIndex": 7}
+
+
+def _answer(watch_type: str, index: int, payload: Any, **extra: Any) -> ConsulChange:
+    return ConsulChange(
+        watch_type=watch_type,
+        consul_index=index,
+        source="watcher",
+        relay_id="r1",
+        payload=payload,
+        **extra,
+    )
+
+
+def _published(differ: Differ, change: ConsulChange) -> ConsulChange | ConsulDelta | Baseline:
+    planned = differ.plan(change)
+    differ.published(change, change.consul_index)
+    return planned
+
+
+def test_the_first_answer_goes_out_whole_then_only_what_changed() -> None:
+    """After a whole first answer, a one-node change is a delta naming only that node."""
+    differ = Differ()
+    nodes = [_node(f"n{i}", f"10.0.0.{i}") for i in range(50)]
+    first = _answer("nodes", 10, nodes)
+    assert _published(differ, first) is first
+    moved = [
+        *nodes[:3],
+        _node("n3", "10.9.9.9"),
+        *nodes[4:47],
+        *nodes[48:],
+        _node("n99", "10.0.1.99"),
+    ]
+    planned = _published(differ, _answer("nodes", 11, moved))
+    assert isinstance(planned, ConsulDelta)
+    assert set(planned.changed) == {"n3", "n99"}
+    assert planned.changed["n3"]["Address"] == "10.9.9.9"
+    assert planned.removed == ("n47",)
+
+
+def test_the_same_answer_from_the_handler_and_the_watcher_is_published_once() -> None:
+    """A second source delivering the answer already published gets the baseline back."""
+    differ = Differ()
+    _published(differ, _answer("nodes", 10, [_node("a", "10.0.0.1")]))
+    _published(differ, _answer("nodes", 12, [_node("a", "10.0.0.1"), _node("b", "10.0.0.2")]))
+    again = differ.plan(_answer("nodes", 12, [_node("a", "10.0.0.1"), _node("b", "10.0.0.2")]))
+    assert isinstance(again, Baseline)
+    assert again.stream_seq == 12
+
+
+def test_answers_the_enricher_must_judge_whole_are_not_diffed() -> None:
+    """A reset index, an ACL-filtered answer and an empty list go out whole."""
+    differ = Differ()
+    _published(differ, _answer("nodes", 10, [_node("a", "10.0.0.1")]))
+    backwards = _answer("nodes", 3, [_node("a", "10.0.0.1")])
+    filtered = _answer("nodes", 11, [_node("a", "10.0.0.1")], filtered_by_acls=True)
+    empty = _answer("nodes", 12, [])
+    reused = _answer("nodes", 10, [_node("b", "10.0.0.2")])
+    for change in (backwards, filtered, empty, reused):
+        assert differ.plan(change) is change
+
+
+def test_a_failed_publish_leaves_the_baseline_so_the_change_is_sent_again() -> None:
+    """Until ``published`` is called, the next answer is diffed against the older one."""
+    differ = Differ()
+    _published(differ, _answer("checks", 10, [_serf("a", "passing")]))
+    differ.plan(_answer("checks", 11, [_serf("a", "critical")]))  # publish failed
+    planned = differ.plan(_answer("checks", 12, [_serf("a", "critical")]))
+    assert isinstance(planned, ConsulDelta)
+    assert planned.changed["a"]["Status"] == "critical"
+
+
+def test_checks_keep_only_serf_health_and_unchanged_fields_publish_nothing() -> None:
+    """Other checks and fields nodeview does not read never make a delta."""
+    differ = Differ()
+    service_check = {"Node": "a", "CheckID": "service:web", "Status": "passing"}
+    _published(differ, _answer("checks", 10, [_serf("a", "passing"), service_check]))
+    later = [_serf("a", "passing") | {"ModifyIndex": 99}, service_check | {"Status": "critical"}]
+    assert isinstance(differ.plan(_answer("checks", 11, later)), Baseline)
+    assert list_items("checks", later) == {
+        "a": {"Node": "a", "CheckID": "serfHealth", "Status": "passing"}
+    }
+
+
+def test_a_services_index_move_without_a_visible_change_is_an_empty_delta() -> None:
+    """An instance added under an existing name moves only the index: the delta says so."""
+    differ = Differ()
+    _published(differ, _answer("services", 10, {"web": ["a"], "consul": []}))
+    planned = differ.plan(_answer("services", 11, {"consul": [], "web": ["a"]}))
+    assert isinstance(planned, ConsulDelta)
+    assert planned.moved_only
+
+
+def _delta(
+    watch_type: str,
+    index: int,
+    changed: dict[str, Any] | None = None,
+    removed: tuple[str, ...] = (),
+    relay: str = "r1",
+) -> ConsulDelta:
+    return ConsulDelta(
+        watch_type=watch_type,
+        consul_index=index,
+        source="watcher",
+        relay_id=relay,
+        observed_at=T0,
+        changed=changed or {},
+        removed=removed,
+    )
+
+
+def _state() -> EnricherState:
+    state = EnricherState()
+    state.inventory.catalog = parse_catalog_nodes([_node("a", "10.0.0.1"), _node("b", "10.0.0.2")])
+    state.inventory.members = {
+        name: Member(name, addr, "alive", "client", "dc1")
+        for name, addr in (("a", "10.0.0.1"), ("b", "10.0.0.2"))
+    }
+    state.inventory.services = {"a": {"web": ServiceInstance(name="web")}}
+    state.inventory.service_tags = {"web": (), "consul": ()}
+    state.seen_index[("nodes", None)] = 10
+    state.seen_index[("checks", None)] = 10
+    state.seen_index[("services", None)] = 10
+    return state
+
+
+def _apply(state: EnricherState, delta: ConsulDelta) -> tuple[Outcome, ReadPlan]:
+    plan = ReadPlan()
+    return apply_delta(state, delta, SETTINGS, plan), plan
+
+
+def test_a_joined_node_reads_its_services_and_the_members_only() -> None:
+    """A node delta adds the node and plans one services read and one members read."""
+    state = _state()
+    outcome, plan = _apply(state, _delta("nodes", 11, {"c": _node("c", "10.0.0.3")}))
+    assert outcome == "applied"
+    assert plan.node_services == {"c"}
+    assert plan.members
+    assert plan.dirty == {"c"}
+    assert state.inventory.catalog["c"].addr == "10.0.0.3"
+
+
+def test_a_failed_node_changes_its_status_with_no_read() -> None:
+    """A serfHealth delta moves the member's status itself: nothing is read."""
+    state = _state()
+    outcome, plan = _apply(state, _delta("checks", 11, {"b": _serf("b", "critical")}))
+    assert outcome == "applied"
+    assert not plan.needs_reads()
+    assert plan.dirty == {"b"}
+    assert state.inventory.members is not None
+    assert state.inventory.members["b"].status == "dead"
+
+
+def test_a_removed_service_name_drops_its_instances_and_a_new_one_is_read() -> None:
+    """Names removed lose their instances; new names are read by name."""
+    state = _state()
+    _, plan = _apply(state, _delta("services", 11, {"db": ["primary"]}, ("web",)))
+    assert plan.service_names == {"db"}
+    assert state.inventory.services["a"] == {}
+    assert plan.dirty == {"a"}
+    assert state.inventory.service_tags["db"] == ("primary",)
+
+
+def test_an_empty_services_delta_plans_the_summary_read() -> None:
+    """An index move with no visible name change asks where instances moved."""
+    _, plan = _apply(_state(), _delta("services", 11))
+    assert plan.services_moved
+    assert plan.needs_reads()
+
+
+def test_deltas_older_than_the_last_whole_list_are_superseded() -> None:
+    """A delta at or below the last whole list's index changes nothing."""
+    state = _state()
+    outcome, plan = _apply(state, _delta("nodes", 10, {"c": _node("c", "10.0.0.3")}))
+    assert outcome == "superseded"
+    assert "c" not in state.inventory.catalog
+    assert not plan.dirty
+
+
+@given(st.permutations([11, 12, 13]))
+def test_deltas_of_one_item_apply_in_any_order_to_the_newest(order: list[int]) -> None:
+    """Whatever order deltas arrive in (two relays, redelivery), the newest state wins."""
+    state = _state()
+    addresses = {11: "10.1.0.1", 12: "10.1.0.2", 13: "10.1.0.3"}
+    for index in order:
+        _apply(
+            state, _delta("nodes", index, {"a": _node("a", addresses[index])}, relay=f"r{index}")
+        )
+    assert state.inventory.catalog["a"].addr == "10.1.0.3"
+
+
+def test_a_late_whole_list_keeps_items_a_newer_delta_set() -> None:
+    """A whole list read before a delta does not undo that delta's items."""
+    state = _state()
+    _apply(state, _delta("nodes", 15, {"c": _node("c", "10.0.0.3")}, ("b",), relay="r2"))
+    late = ConsulChange(
+        watch_type="nodes",
+        consul_index=14,
+        source="watcher",
+        relay_id="r1",
+        observed_at=T0 + timedelta(milliseconds=1),
+        payload=[_node("a", "10.0.0.9"), _node("b", "10.0.0.2")],
+    )
+    apply_change(state, late, SETTINGS, ReadPlan())
+    assert set(state.inventory.catalog) == {"a", "c"}
+
+
+def test_a_lower_delta_from_the_same_relay_is_an_index_reset() -> None:
+    """One relay's deltas only go up: a lower one means Consul's index went backwards."""
+    state = _state()
+    _apply(state, _delta("checks", 30, {"a": _serf("a", "passing")}))
+    outcome, plan = _apply(state, _delta("checks", 20, {"a": _serf("a", "critical")}))
+    assert outcome == "backwards"
+    assert plan.full_resync
+    assert plan.index_reset
+
+
+def test_a_whole_resync_forgets_the_item_indexes_it_covers() -> None:
+    """After a resync the whole lists are the baseline again: no item index is left."""
+    state = _state()
+    _apply(state, _delta("nodes", 15, {"c": _node("c", "10.0.0.3")}))
+    state.settle({("nodes", None): 20, ("services", None): 20})
+    assert not state.newer_items("nodes", 0)
+
+
+def test_summaries_name_the_nodes_that_gained_or_lost_an_instance() -> None:
+    """Node sets that differ are read by node; same nodes with another count by name."""
+    services = {
+        "a": {"web-1": ServiceInstance(name="web"), "db": ServiceInstance(name="db")},
+        "b": {"web-1": ServiceInstance(name="web")},
+    }
+    summaries = parse_ui_services(
+        [
+            {"Name": "web", "Nodes": ["a", "b", "c"], "InstanceCount": 3},
+            {"Name": "db", "Nodes": ["a"], "InstanceCount": 2},
+            {"Name": "remote", "Nodes": ["x"], "InstanceCount": 1, "PeerName": "other"},
+        ]
+    )
+    assert summaries["web"] == ServiceSummary(frozenset({"a", "b", "c"}), 3)
+    assert "remote" not in summaries
+    held = held_instances(services)
+    assert moved_nodes(held, summaries) == {"c"}
+    assert miscounted_names(held, summaries) == {"db"}
