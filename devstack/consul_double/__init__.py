@@ -2,6 +2,7 @@
 
 from devstack.consul_double.errors import (
     BadDuration,
+    BadFilter,
     BadWatchDefinition,
     ConsulDoubleError,
     DoubleNotStarted,
@@ -23,6 +24,7 @@ from devstack.consul_double.watches import WatchRunner
 __all__ = [
     "DEFAULT_SITES_KEY",
     "BadDuration",
+    "BadFilter",
     "BadWatchDefinition",
     "ChangeRecord",
     "ConsulDouble",

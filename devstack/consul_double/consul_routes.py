@@ -3,7 +3,7 @@
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from devstack.consul_double import queries
+from devstack.consul_double import filter_fields, queries, ui_queries
 from devstack.consul_double.catalog import validate_registration
 from devstack.consul_double.errors import HttpError
 from devstack.consul_double.protocol import Reply, json_reply
@@ -68,32 +68,46 @@ async def members(app: "ServerApp", call: Call) -> Outcome:
 
 
 async def catalog_nodes(app: "ServerApp", call: Call) -> Outcome:
-    """``GET /v1/catalog/nodes``."""
-    return await app.read(call, lambda: queries.catalog_nodes(app.state))
+    """``GET /v1/catalog/nodes`` (``?filter=`` over nodes)."""
+    return await app.read_filtered(
+        call, filter_fields.NODE, lambda keep: queries.catalog_nodes(app.state, keep)
+    )
 
 
 async def catalog_services(app: "ServerApp", call: Call) -> Outcome:
-    """``GET /v1/catalog/services``."""
-    return await app.read(call, lambda: queries.catalog_services(app.state))
+    """``GET /v1/catalog/services`` (``?filter=`` over service instances, before grouping)."""
+    return await app.read_filtered(
+        call, filter_fields.SERVICE_NODE, lambda keep: queries.catalog_services(app.state, keep)
+    )
 
 
 async def catalog_service(app: "ServerApp", call: Call) -> Outcome:
-    """``GET /v1/catalog/service/<name>``."""
+    """``GET /v1/catalog/service/<name>`` (``?tag``, ``?filter=``)."""
     name = _required(call, "name", "service name")
     tag = call.request.query.get("tag")
-    return await app.read(call, lambda: queries.catalog_service(app.state, name, tag))
+    return await app.read_filtered(
+        call,
+        filter_fields.SERVICE_NODE,
+        lambda keep: queries.catalog_service(app.state, name, tag, keep),
+    )
 
 
 async def catalog_node(app: "ServerApp", call: Call) -> Outcome:
-    """``GET /v1/catalog/node/<node>``."""
+    """``GET /v1/catalog/node/<node>`` (``?filter=`` over the node's services)."""
     node = _required(call, "node", "node name")
-    return await app.read(call, lambda: queries.catalog_node(app.state, node))
+    return await app.read_filtered(
+        call, filter_fields.NODE_SERVICE, lambda keep: queries.catalog_node(app.state, node, keep)
+    )
 
 
 async def catalog_node_services(app: "ServerApp", call: Call) -> Outcome:
-    """``GET /v1/catalog/node-services/<node>``."""
+    """``GET /v1/catalog/node-services/<node>`` (``?filter=`` over the node's services)."""
     node = _required(call, "node", "node name")
-    return await app.read(call, lambda: queries.catalog_node_services(app.state, node))
+    return await app.read_filtered(
+        call,
+        filter_fields.NODE_SERVICE,
+        lambda keep: queries.catalog_node_services(app.state, node, keep),
+    )
 
 
 async def catalog_register(app: "ServerApp", call: Call) -> Outcome:
@@ -123,19 +137,27 @@ async def health_state(app: "ServerApp", call: Call) -> Outcome:
     wanted = _required(call, "state", "check state")
     if wanted not in HEALTH_STATES:
         raise HttpError(400, f"Invalid check state: {wanted!r}")
-    return await app.read(call, lambda: queries.health_state(app.state, wanted))
+    return await app.read_filtered(
+        call, filter_fields.HEALTH_CHECK, lambda keep: queries.health_state(app.state, wanted, keep)
+    )
 
 
 async def health_node(app: "ServerApp", call: Call) -> Outcome:
     """``GET /v1/health/node/<node>``."""
     node = _required(call, "node", "node name")
-    return await app.read(call, lambda: queries.health_node(app.state, node))
+    return await app.read_filtered(
+        call, filter_fields.HEALTH_CHECK, lambda keep: queries.health_node(app.state, node, keep)
+    )
 
 
 async def health_checks(app: "ServerApp", call: Call) -> Outcome:
     """``GET /v1/health/checks/<service>``."""
     service = _required(call, "name", "service name")
-    return await app.read(call, lambda: queries.health_checks(app.state, service))
+    return await app.read_filtered(
+        call,
+        filter_fields.HEALTH_CHECK,
+        lambda keep: queries.health_checks(app.state, service, keep),
+    )
 
 
 async def health_service(app: "ServerApp", call: Call) -> Outcome:
@@ -143,8 +165,30 @@ async def health_service(app: "ServerApp", call: Call) -> Outcome:
     name = _required(call, "name", "service name")
     passing = call.request.has("passing") and call.request.query["passing"] != "false"
     tag = call.request.query.get("tag")
-    return await app.read(
-        call, lambda: queries.health_service(app.state, name, passing=passing, tag=tag)
+    return await app.read_filtered(
+        call,
+        filter_fields.CHECK_SERVICE_NODE,
+        lambda keep: queries.health_service(app.state, name, passing=passing, tag=tag, keep=keep),
+    )
+
+
+async def ui_services(app: "ServerApp", call: Call) -> Outcome:
+    """``GET /v1/internal/ui/services``: one ``ServiceListingSummary`` per service name."""
+    return await app.read_filtered(
+        call,
+        filter_fields.CHECK_SERVICE_NODE,
+        lambda keep: ui_queries.ui_services(app.state, keep),
+        internal=True,
+    )
+
+
+async def ui_nodes(app: "ServerApp", call: Call) -> Outcome:
+    """``GET /v1/internal/ui/nodes``: every node with its services and checks (``NodeInfo``)."""
+    return await app.read_filtered(
+        call,
+        filter_fields.NODE_INFO,
+        lambda keep: ui_queries.ui_nodes(app.state, keep),
+        internal=True,
     )
 
 
@@ -252,6 +296,8 @@ TABLE: list[tuple[tuple[str, ...], str, Handler]] = [
     (("GET",), "/v1/health/node/{node...}", health_node),
     (("GET",), "/v1/health/checks/{name...}", health_checks),
     (("GET",), "/v1/health/service/{name...}", health_service),
+    (("GET",), "/v1/internal/ui/services", ui_services),
+    (("GET",), "/v1/internal/ui/nodes", ui_nodes),
     (("GET", "PUT", "DELETE"), "/v1/kv/{key...}", kv),
     (("PUT",), "/v1/event/fire/{name...}", event_fire),
     (("GET",), "/v1/event/list", event_list),

@@ -196,8 +196,13 @@ class ControlApi:
         self.double.filter_by_acls(_get(_payload(request), "on", bool, True))
         return self.double.faults.to_json()
 
+    async def internal_endpoints(self, request: Request, params: dict[str, str]) -> Any:
+        """Refuse ``/v1/internal/`` (``status``: 403 or 404; null or absent serves them again)."""
+        self.double.refuse_internal_endpoints(_get(_payload(request), "status", int, None))
+        return self.double.faults.to_json()
+
     async def clear(self, request: Request, params: dict[str, str]) -> Any:
-        """Remove latency and error rules."""
+        """Remove every fault rule."""
         self.double.clear_faults()
         return self.double.faults.to_json()
 
@@ -255,6 +260,7 @@ _ROUTES: list[tuple[str, Pattern, ControlHandler]] = [
         ("POST", "/faults/latency", ControlApi.latency),
         ("POST", "/faults/errors", ControlApi.errors),
         ("POST", "/faults/acl-filter", ControlApi.acl_filter),
+        ("POST", "/faults/internal-endpoints", ControlApi.internal_endpoints),
         ("POST", "/faults/clear", ControlApi.clear),
         ("POST", "/servers/{server}/{action}", ControlApi.server_power),
         ("POST", "/leader", ControlApi.leader),

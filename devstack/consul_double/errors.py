@@ -29,6 +29,10 @@ class BadWatchDefinition(ConsulDoubleError):
     """A watch definition is missing a field or names an unsupported type."""
 
 
+class BadFilter(ConsulDoubleError):
+    """A ``?filter=`` that go-bexpr refuses to parse, or to validate for the listed type."""
+
+
 class HttpError(ConsulDoubleError):
     """An HTTP-level error answered to the client with a status and a text body."""
 

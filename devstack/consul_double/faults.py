@@ -4,6 +4,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+INTERNAL_REFUSALS = (403, 404)
+"""How a Consul refuses its internal UI endpoints: a token without the rights, or no such path."""
+
 
 @dataclass
 class ErrorRule:
@@ -22,6 +25,8 @@ class Faults:
         self._errors: dict[int | None, ErrorRule] = {}
         self.acl_filtered = False
         """The token lost its read rights: list reads answer empty, marked as ACL-filtered."""
+        self.internal_endpoints: int | None = None
+        """Status every ``/v1/internal/`` request gets instead of its answer (``None``: served)."""
 
     def set_latency(
         self, seconds: float, *, server: int | None = None, path_prefix: str | None = None
@@ -68,11 +73,18 @@ class Faults:
             return rule.status
         return None
 
+    def refuse_internal_endpoints(self, status: int | None) -> None:
+        """Answer ``/v1/internal/`` requests 403 or 404 from now on (``None``: serve them again)."""
+        if status is not None and status not in INTERNAL_REFUSALS:
+            raise ValueError(f"status must be 403, 404 or null, got {status}")
+        self.internal_endpoints = status
+
     def clear(self) -> None:
-        """Remove every latency and error rule and the ACL filtering."""
+        """Remove every latency and error rule, the ACL filtering and the internal refusal."""
         self._latency.clear()
         self._errors.clear()
         self.acl_filtered = False
+        self.internal_endpoints = None
 
     def to_json(self) -> dict[str, Any]:
         """Active rules as plain JSON."""
@@ -86,6 +98,7 @@ class Faults:
                 for server, rule in self._errors.items()
             ],
             "acl_filtered": self.acl_filtered,
+            "internal_endpoints": self.internal_endpoints,
         }
 
 

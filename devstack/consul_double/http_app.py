@@ -2,12 +2,13 @@
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from devstack.consul_double import consul_routes
 from devstack.consul_double.consul_routes import Handler
-from devstack.consul_double.errors import HttpError
+from devstack.consul_double.errors import BadFilter, HttpError
+from devstack.consul_double.filtering import Field, Predicate, compile_filter
 from devstack.consul_double.protocol import (
     Pattern,
     Receive,
@@ -20,7 +21,7 @@ from devstack.consul_double.protocol import (
     text_reply,
     wait_disconnect,
 )
-from devstack.consul_double.queries import Answer
+from devstack.consul_double.queries import Answer, everything
 from devstack.consul_double.querying import (
     CUT,
     GONE,
@@ -40,6 +41,21 @@ CONTROL_PREFIX = "/_double/"
 
 UNMATCHED_ENDPOINT = "unmatched"
 """Endpoint template under which requests to unknown routes are counted."""
+
+INTERNAL_PREFIX = "/v1/internal/"
+"""Path prefix of Consul's internal (UI) endpoints, which a fault can refuse."""
+
+NO_LEADER = "No cluster leader"
+"""Error text of a read or write that needs a leader when there is none."""
+
+PERMISSION_DENIED = "Permission denied"
+"""Error text of Consul's ACL denial (``acl.ErrPermissionDenied``)."""
+
+RPC_ERROR_PREFIX = "rpc error making call: "
+"""How an error raised by the leader reads after a follower forwarded the RPC to it."""
+
+FILTER_ERROR_STATUS = 500
+"""Status of a refused ``?filter=``: Consul returns the evaluator's error as a plain RPC error."""
 
 
 @dataclass(frozen=True)
@@ -91,16 +107,29 @@ class ServerApp:
             return GONE
         status = self.double.faults.take_error(self.server)
         if status is not None:
-            return text_reply(status, f"rpc error making call: injected failure ({status})")
-        if route is None:
+            return text_reply(status, f"{RPC_ERROR_PREFIX}injected failure ({status})")
+        refusal = self._internal_refusal(request)
+        if route is None or refusal == 404:
             return text_reply(404, "404 page not found\n")
         if request.method not in route.methods:
             return text_reply(405, f"method {request.method} not allowed")
         try:
             self._check_acl(request)
+            self._check_rights(refusal)
             return await route.handler(self, call)
         except HttpError as error:
             return text_reply(error.status, error.text)
+
+    def _check_rights(self, refusal: int | None) -> None:
+        """A token refused the internal endpoints is denied as Consul's ACL check denies it."""
+        if refusal == 403:
+            raise HttpError(403, PERMISSION_DENIED)
+
+    def _internal_refusal(self, request: Request) -> int | None:
+        """The status an injected refusal of the internal endpoints gives this request, if any."""
+        if not request.path.startswith(INTERNAL_PREFIX):
+            return None
+        return self.double.faults.internal_endpoints
 
     def _check_acl(self, request: Request) -> None:
         """Require the ACL token (header, bearer or ``?token``) on every ACL-protected endpoint."""
@@ -112,7 +141,7 @@ class ServerApp:
         if not token and authorization.lower().startswith("bearer "):
             token = authorization[7:].strip()
         if not token:
-            raise HttpError(403, "Permission denied")
+            raise HttpError(403, PERMISSION_DENIED)
         if token != expected:
             raise HttpError(403, "ACL not found")
 
@@ -125,20 +154,72 @@ class ServerApp:
         """Whether a leader is known; non-stale reads fail without one, as forwarding would."""
         known = self.double.cluster.has_leader()
         if not known and not options.stale:
-            raise HttpError(500, "No cluster leader")
+            raise HttpError(500, NO_LEADER)
         return known
 
     def check_write(self, request: Request) -> None:
         """Writes go through raft: they need the datacenter and a leader."""
         self.check_dc(request.query.get("dc") or None)
         if not self.double.cluster.has_leader():
-            raise HttpError(500, "No cluster leader")
+            raise HttpError(500, NO_LEADER)
 
     async def read(self, call: Call, query: Callable[[], Answer]) -> Outcome:
         """Answer a catalog/health/KV read with Consul's consistency and blocking semantics."""
         options = QueryOptions.parse(call.request)
         self.check_dc(options.dc)
         self.check_consistency(options)
+        return await self._answer(call, options, query)
+
+    async def read_filtered(
+        self,
+        call: Call,
+        item: Field,
+        query: Callable[[Predicate], Answer],
+        *,
+        internal: bool = False,
+    ) -> Outcome:
+        """A list read whose items pass ``?filter=``, checked where the server's RPC checks it.
+
+        The filter is refused after forwarding (so a missing leader or datacenter is reported
+        first) and before blocking. The index stays the table's: a filtered blocking query
+        wakes on any change of what it reads, as in Consul. The internal UI handlers retry as
+        stale reads when there is no leader, and do not report an effective consistency.
+        """
+        options = QueryOptions.parse(call.request)
+        self.check_dc(options.dc)
+        if internal and not self.double.cluster.has_leader():
+            options = replace(options, stale=True)
+        self.check_consistency(options)
+        keep = self._item_filter(call.request, item, options)
+        try:
+            return await self._answer(call, options, lambda: query(keep), internal=internal)
+        except HttpError as error:
+            if not internal or options.stale or error.text != NO_LEADER:
+                raise
+        stale = replace(options, stale=True)
+        return await self._answer(call, stale, lambda: query(keep), internal=True)
+
+    def _item_filter(self, request: Request, item: Field, options: QueryOptions) -> Predicate:
+        """The ``?filter=`` predicate (none when empty), or the error the RPC would return."""
+        expression = request.query.get("filter") or ""
+        if not expression:
+            return everything
+        try:
+            return compile_filter(expression, item)
+        except BadFilter as error:
+            forwarded = not options.stale and self.server != self.double.cluster.leader
+            prefix = RPC_ERROR_PREFIX if forwarded else ""
+            raise HttpError(FILTER_ERROR_STATUS, f"{prefix}{error}") from None
+
+    async def _answer(
+        self,
+        call: Call,
+        options: QueryOptions,
+        query: Callable[[], Answer],
+        *,
+        internal: bool = False,
+    ) -> Outcome:
+        """Run (and, with ``index``, block on) a checked read and reply with its query meta."""
         answer = query()
         if options.index > 0 and answer.index <= options.index:
             blocked = await self.block(call, options, query, events=False)
@@ -147,7 +228,10 @@ class ServerApp:
             answer = blocked
         # A key the token may not read is a 403 (the ACL check), never a filtered answer.
         filterable = not call.request.path.startswith("/v1/kv/")
-        return self._reply(answer, options, self.check_consistency(options), filterable)
+        known_leader = self.check_consistency(options)
+        return self._reply(
+            answer, options, known_leader, filterable=filterable, effective=not internal
+        )
 
     async def block(
         self, call: Call, options: QueryOptions, query: Callable[[], Answer], *, events: bool
@@ -185,7 +269,13 @@ class ServerApp:
             self.state.hub.unregister(waiter)
 
     def _reply(
-        self, answer: Answer, options: QueryOptions, known_leader: bool, filterable: bool = True
+        self,
+        answer: Answer,
+        options: QueryOptions,
+        known_leader: bool,
+        *,
+        filterable: bool = True,
+        effective: bool = True,
     ) -> Reply:
         """Build the reply of a read with Consul's query-meta headers."""
         filtered = (
@@ -197,8 +287,9 @@ class ServerApp:
         reply = consul_routes.body_reply(answer, options.pretty)
         if filtered:
             reply.headers.append((FILTERED_BY_ACLS_HEADER, "true"))
+        if effective:
+            reply.headers.append(("X-Consul-Effective-Consistency", options.level))
         reply.headers += [
-            ("X-Consul-Effective-Consistency", options.level),
             ("X-Consul-Index", str(answer.index)),
             ("X-Consul-KnownLeader", "true" if known_leader else "false"),
             ("X-Consul-LastContact", str(self._last_contact(options))),

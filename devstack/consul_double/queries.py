@@ -5,7 +5,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from devstack.consul_double.records import CatalogService, CheckStatus, HealthCheck, event_index
+from devstack.consul_double.filtering import Item, Predicate
+from devstack.consul_double.records import (
+    CatalogNode,
+    CatalogService,
+    CheckStatus,
+    HealthCheck,
+    event_index,
+)
 
 if TYPE_CHECKING:
     from devstack.consul_double.state import ConsulState
@@ -30,12 +37,17 @@ class Answer:
         return self.render()
 
 
+def everything(item: Item) -> bool:
+    """The predicate of a read without ``?filter=``."""
+    return True
+
+
 def _at_least_one(index: int) -> int:
     """Consul never reports index 0 from a blocking endpoint (it would make clients spin)."""
     return max(1, index)
 
 
-def _catalog_max(state: "ConsulState", *, checks: bool) -> int:
+def catalog_max(state: "ConsulState", *, checks: bool) -> int:
     """Largest index over the catalog tables (Consul's fallback for unknown services)."""
     tables = ["nodes", "services"] + (["checks"] if checks else [])
     return max(state.indexes.table(t) for t in tables)
@@ -46,7 +58,7 @@ def service_index(state: "ConsulState", name: str, *, checks: bool) -> int:
     if name in state.indexes.services:
         return _at_least_one(state.indexes.services[name])
     extinction = state.indexes.table("service_extinction")
-    return _at_least_one(extinction or _catalog_max(state, checks=checks))
+    return _at_least_one(extinction or catalog_max(state, checks=checks))
 
 
 def _instances(state: "ConsulState", name: str) -> list[CatalogService]:
@@ -60,35 +72,46 @@ def _instances(state: "ConsulState", name: str) -> list[CatalogService]:
     return found
 
 
-def catalog_nodes(state: "ConsulState") -> Answer:
+def catalog_nodes(state: "ConsulState", keep: Predicate = everything) -> Answer:
     """``GET /v1/catalog/nodes``."""
     return Answer(
         _at_least_one(state.indexes.table("nodes")),
-        lambda: [node.to_json() for _, node in sorted(state.nodes.items())],
+        lambda: [body for _, node in sorted(state.nodes.items()) if keep(body := node.to_json())],
     )
 
 
-def catalog_services(state: "ConsulState") -> Answer:
+def _stored_service_node(svc: CatalogService, node: CatalogNode) -> dict[str, Any]:
+    """A service row as the state store holds it: the node fields are not yet filled in."""
+    row = svc.to_service_node_json(node)
+    row.update({"ID": "", "Address": "", "Datacenter": "", "TaggedAddresses": {}, "NodeMeta": {}})
+    return row
+
+
+def catalog_services(state: "ConsulState", keep: Predicate = everything) -> Answer:
     """``GET /v1/catalog/services``: service name to its deduplicated, sorted tags."""
 
     def render() -> dict[str, list[str]]:
         tags: dict[str, set[str]] = {}
-        for instances in state.services.values():
+        for node, instances in state.services.items():
             for svc in instances.values():
-                tags.setdefault(svc.name, set()).update(svc.tags)
+                if keep(_stored_service_node(svc, state.nodes[node])):
+                    tags.setdefault(svc.name, set()).update(svc.tags)
         return {name: sorted(values) for name, values in sorted(tags.items())}
 
     return Answer(_at_least_one(state.indexes.table("services")), render)
 
 
-def catalog_service(state: "ConsulState", name: str, tag: str | None = None) -> Answer:
+def catalog_service(
+    state: "ConsulState", name: str, tag: str | None = None, keep: Predicate = everything
+) -> Answer:
     """``GET /v1/catalog/service/<name>`` (optionally filtered by ``tag``)."""
     return Answer(
         service_index(state, name, checks=False),
         lambda: [
-            svc.to_service_node_json(state.nodes[svc.node])
+            body
             for svc in _instances(state, name)
             if tag is None or tag.lower() in (t.lower() for t in svc.tags)
+            if keep(body := svc.to_service_node_json(state.nodes[svc.node]))
         ],
     )
 
@@ -100,7 +123,7 @@ def _node_index(state: "ConsulState", node: str) -> int:
     return _at_least_one(state.indexes.table("node_extinction"))
 
 
-def catalog_node(state: "ConsulState", node: str) -> Answer:
+def catalog_node(state: "ConsulState", node: str, keep: Predicate = everything) -> Answer:
     """``GET /v1/catalog/node/<node>``: ``null`` with 200 for an unknown node, as Consul does."""
     if node not in state.nodes:
         return Answer.of(_node_index(state, node), None)
@@ -109,12 +132,16 @@ def catalog_node(state: "ConsulState", node: str) -> Answer:
         _node_index(state, node),
         lambda: {
             "Node": state.nodes[node].to_json(),
-            "Services": {sid: svc.to_node_service_json() for sid, svc in sorted(services.items())},
+            "Services": {
+                sid: body
+                for sid, svc in sorted(services.items())
+                if keep(body := svc.to_node_service_json())
+            },
         },
     )
 
 
-def catalog_node_services(state: "ConsulState", node: str) -> Answer:
+def catalog_node_services(state: "ConsulState", node: str, keep: Predicate = everything) -> Answer:
     """``GET /v1/catalog/node-services/<node>``: Node and Services ``null`` when unknown."""
     if node not in state.nodes:
         return Answer.of(_node_index(state, node), {"Node": None, "Services": None})
@@ -123,7 +150,11 @@ def catalog_node_services(state: "ConsulState", node: str) -> Answer:
         _node_index(state, node),
         lambda: {
             "Node": state.nodes[node].to_json(),
-            "Services": [svc.to_node_service_json() for _, svc in sorted(services.items())],
+            "Services": [
+                body
+                for _, svc in sorted(services.items())
+                if keep(body := svc.to_node_service_json())
+            ],
         },
     )
 
@@ -135,33 +166,61 @@ def _all_checks(state: "ConsulState") -> list[HealthCheck]:
     ]
 
 
-def health_state(state: "ConsulState", wanted: str) -> Answer:
+def _checks_json(checks: list[HealthCheck], keep: Predicate) -> list[dict[str, Any]]:
+    """The checks that pass ``keep``, as JSON."""
+    return [body for check in checks if keep(body := check.to_json())]
+
+
+def health_state(state: "ConsulState", wanted: str, keep: Predicate = everything) -> Answer:
     """``GET /v1/health/state/<state>`` (``any`` or one check status)."""
     return Answer(
         _at_least_one(state.indexes.table("checks")),
-        lambda: [c.to_json() for c in _all_checks(state) if wanted in ("any", c.status)],
+        lambda: _checks_json([c for c in _all_checks(state) if wanted in ("any", c.status)], keep),
     )
 
 
-def health_node(state: "ConsulState", node: str) -> Answer:
+def health_node(state: "ConsulState", node: str, keep: Predicate = everything) -> Answer:
     """``GET /v1/health/node/<node>``."""
     checks = state.checks.get(node, {})
     return Answer(
         _at_least_one(state.indexes.table("checks")),
-        lambda: [check.to_json() for _, check in sorted(checks.items())],
+        lambda: _checks_json([check for _, check in sorted(checks.items())], keep),
     )
 
 
-def health_checks(state: "ConsulState", service: str) -> Answer:
+def health_checks(state: "ConsulState", service: str, keep: Predicate = everything) -> Answer:
     """``GET /v1/health/checks/<service>``: the checks bound to instances of a service."""
     return Answer(
         service_index(state, service, checks=True),
-        lambda: [c.to_json() for c in _all_checks(state) if c.service_name == service],
+        lambda: _checks_json([c for c in _all_checks(state) if c.service_name == service], keep),
     )
 
 
+def instance_checks(state: "ConsulState", svc: CatalogService) -> list[HealthCheck]:
+    """The checks of one instance: its node's checks and its own, ordered by check ID."""
+    return [
+        check
+        for _, check in sorted(state.checks.get(svc.node, {}).items())
+        if check.service_id in ("", svc.id)
+    ]
+
+
+def check_service_node(state: "ConsulState", svc: CatalogService) -> dict[str, Any]:
+    """One instance as ``{Node, Service, Checks}`` (Consul's ``CheckServiceNode``)."""
+    return {
+        "Node": state.nodes[svc.node].to_json(),
+        "Service": svc.to_node_service_json(),
+        "Checks": [check.to_json() for check in instance_checks(state, svc)],
+    }
+
+
 def health_service(
-    state: "ConsulState", name: str, *, passing: bool = False, tag: str | None = None
+    state: "ConsulState",
+    name: str,
+    *,
+    passing: bool = False,
+    tag: str | None = None,
+    keep: Predicate = everything,
 ) -> Answer:
     """``GET /v1/health/service/<name>``: ``{Node, Service, Checks}`` per instance."""
 
@@ -170,20 +229,11 @@ def health_service(
         for svc in _instances(state, name):
             if tag is not None and tag.lower() not in (t.lower() for t in svc.tags):
                 continue
-            checks = [
-                check
-                for _, check in sorted(state.checks.get(svc.node, {}).items())
-                if check.service_id in ("", svc.id)
-            ]
+            checks = instance_checks(state, svc)
             if passing and any(check.status != CheckStatus.PASSING for check in checks):
                 continue
-            body.append(
-                {
-                    "Node": state.nodes[svc.node].to_json(),
-                    "Service": svc.to_node_service_json(),
-                    "Checks": [check.to_json() for check in checks],
-                }
-            )
+            if keep(entry := check_service_node(state, svc)):
+                body.append(entry)
         return body
 
     return Answer(service_index(state, name, checks=True), render)

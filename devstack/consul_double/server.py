@@ -237,8 +237,12 @@ class ConsulDouble:
         """Act as if the token lost its read rights: list reads answer empty and filtered."""
         self.faults.acl_filtered = on
 
+    def refuse_internal_endpoints(self, status: int | None) -> None:
+        """Answer ``/v1/internal/`` 403 (no rights) or 404 (no such endpoint); ``None`` clears."""
+        self.faults.refuse_internal_endpoints(status)
+
     def clear_faults(self) -> None:
-        """Remove latency and error rules (servers down and leadership are kept)."""
+        """Remove every fault rule (servers down and leadership are kept)."""
         self.faults.clear()
 
     def cut_blocking_queries(self, server: int | None = None) -> int:

@@ -30,7 +30,7 @@ from services.consul import ConsulClient
 from services.enricher import degraded
 from services.enricher.engine import Engine, EngineSettings, ResyncFailed
 from services.enricher.leader import Leadership, LeadershipLost
-from services.enricher.planner import classify, newest_of_each
+from services.enricher.planner import ResyncReason, classify, newest_of_each
 from services.enricher.settings import EnricherSettings
 from services.enricher.store import FencedStore, KvViewStore, ViewStore
 from services.health import add_health_routes, make_server
@@ -135,7 +135,7 @@ class Enricher:
         self.leadership: Leadership | None = None
         self.stopping = asyncio.Event()
         self.lost = asyncio.Event()
-        self.needs_resync: str | None = "start"
+        self.needs_resync: ResyncReason | None = ResyncReason.START
         self.last_stream_seq = 0
         self._resync_delay = 0.0
         self._resync_retry_at = 0.0
@@ -159,7 +159,7 @@ class Enricher:
         }
 
     async def _on_reconnect(self) -> None:
-        self.needs_resync = "reconnect"
+        self.needs_resync = ResyncReason.RECONNECT
 
     async def run(self) -> None:
         """Connect, wait for the lock, resync, then consume until stopped."""
@@ -201,7 +201,7 @@ class Enricher:
                     "nats failed; starting the term again",
                     extra={"event": "enrich.term_failed", "reason": str(exc)},
                 )
-                self.needs_resync = self.needs_resync or "nats error"
+                self.needs_resync = self.needs_resync or ResyncReason.NATS_ERROR
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), 1.0)
 
@@ -217,7 +217,7 @@ class Enricher:
         await bus.ensure_streams(self.js, self.settings)
         views, meta = await store.load()
         self.engine.restore(views, meta)
-        self.needs_resync = self.needs_resync or "takeover"
+        self.needs_resync = self.needs_resync or ResyncReason.TAKEOVER
         tasks = [
             asyncio.create_task(
                 self._heartbeat_loop(FencedStore(store, self.leadership.check)),
@@ -263,7 +263,7 @@ class Enricher:
             return
         self.needs_resync = None
         try:
-            if reason not in ("start", "takeover"):
+            if reason not in (ResyncReason.START, ResyncReason.TAKEOVER):
                 # The bucket may have lost entries (NATS restarted without its store):
                 # compare against what it holds now, not against what was written.
                 assert self.store is not None
@@ -276,7 +276,7 @@ class Enricher:
         self._resync_delay = 0.0
         self.engine.degradation.clear(degraded.RESYNC)
 
-    def _resync_failed(self, reason: str, exc: BaseException) -> None:
+    def _resync_failed(self, reason: ResyncReason, exc: BaseException) -> None:
         """Keep the resync pending, schedule its next try and show it as degraded."""
         assert self.engine is not None
         self.needs_resync = self.needs_resync or reason
@@ -285,7 +285,7 @@ class Enricher:
         )
         self._resync_retry_at = time.monotonic() + self._resync_delay
         public = str(exc) if isinstance(exc, ResyncFailed) else "NATS failed"
-        self.engine.degradation.mark(degraded.RESYNC, f"{reason}: {public}")
+        self.engine.degradation.mark(degraded.RESYNC, f"{reason.value}: {public}")
 
     def behind_since(self) -> datetime | None:
         """Since when a needed resync has kept failing (``None`` once one succeeded)."""
@@ -325,7 +325,7 @@ class Enricher:
             try:
                 await self._resync_requests_when_due()
             except ResyncFailed as exc:
-                self._resync_failed("requested resync failed", exc)
+                self._resync_failed(ResyncReason.REQUESTED, exc)
             try:
                 msgs = await self._fetch_batch(sub)
             except (nats.errors.TimeoutError, TimeoutError):
@@ -339,7 +339,7 @@ class Enricher:
                 with contextlib.suppress(nats.errors.Error, OSError):
                     await bus.ensure_streams(self.js, self.settings)
                     sub = await self._pull_subscription()
-                    self.needs_resync = "stream lost"
+                    self.needs_resync = ResyncReason.STREAM_LOST
                 continue
             await self._handle_batch(msgs)
 
@@ -377,7 +377,7 @@ class Enricher:
                 metrics.REDELIVERIES.inc()
             gap = self.last_stream_seq and meta.sequence.stream > self.last_stream_seq + 1
             if gap and meta.num_delivered == 1:
-                self.needs_resync = self.needs_resync or "stream sequence gap"
+                self.needs_resync = self.needs_resync or ResyncReason.STREAM_GAP
             self.last_stream_seq = max(self.last_stream_seq, meta.sequence.stream)
             if meta.num_delivered > self.settings.enricher_max_deliver:
                 await self._dead_letter(msg, "max_deliver", "delivered too many times")
@@ -412,7 +412,7 @@ class Enricher:
             await self._traced_apply(decoded, len(msgs))
         except ResyncFailed as exc:
             # Consul is unavailable: the events' state is applied; the resync is retried.
-            self._resync_failed("resync failed", exc)
+            self._resync_failed(exc.reason or ResyncReason.INDEX_RESET, exc)
         except NATS_ERRORS as exc:
             log.warning(
                 "batch failed; messages will be redelivered",
@@ -492,7 +492,8 @@ class Enricher:
                 await msg.in_progress()
         try:
             await self.engine.resync(
-                f"requested by {last.requested_by}: {last.reason}",
+                ResyncReason.REQUESTED,
+                detail=f"by {last.requested_by}: {last.reason}",
                 request_ids=[request.request_id for _, request in waiting],
             )
         except ResyncFailed:
@@ -532,7 +533,7 @@ class Enricher:
                 await msg.nak(delay=self.settings.enricher_nak_delay)
             return
         # Whatever the message carried is read again from Consul.
-        self.needs_resync = self.needs_resync or "event dead-lettered"
+        self.needs_resync = self.needs_resync or ResyncReason.DEAD_LETTERED
 
     async def _heartbeat_loop(self, store: ViewStore) -> None:
         assert self.leadership is not None
@@ -597,7 +598,7 @@ class Enricher:
             every = self.settings.enricher_resync_interval
             if every and time.monotonic() - last_full >= every:
                 last_full = time.monotonic()
-                self.needs_resync = self.needs_resync or "periodic"
+                self.needs_resync = self.needs_resync or ResyncReason.PERIODIC
             self._recheck_degraded_lists()
 
     def _recheck_degraded_lists(self) -> None:
@@ -617,7 +618,7 @@ class Enricher:
             self._recheck_delay, RECHECK_MIN_SECONDS, RECHECK_MAX_SECONDS
         )
         self._recheck_at = now + self._recheck_delay
-        self.needs_resync = self.needs_resync or "degraded answer"
+        self.needs_resync = self.needs_resync or ResyncReason.DEGRADED_ANSWER
 
     async def close(self) -> None:
         """Release the lock and close connections."""

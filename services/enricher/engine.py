@@ -40,6 +40,7 @@ from services.enricher.inventory import (
 from services.enricher.planner import (
     EnricherState,
     ReadPlan,
+    ResyncReason,
     Settings,
     apply_change,
     apply_delta,
@@ -70,6 +71,9 @@ MEMBERS_UNAVAILABLE_STATUSES = (403, 404, 405)
 class ResyncFailed(Exception):
     """A full resync could not read what it needs; the view was left as it was."""
 
+    reason: ResyncReason | None = None
+    """Why that resync was run."""
+
 
 @dataclass(frozen=True)
 class EngineSettings:
@@ -97,7 +101,7 @@ class BatchResult:
 
     outcomes: Counter[str] = field(default_factory=Counter)
     commit: CommitResult = field(default_factory=CommitResult)
-    resync: str | None = None
+    resync: ResyncReason | None = None
 
 
 def _observed_header(observed: datetime | None) -> dict[str, str]:
@@ -210,13 +214,15 @@ class Engine:
 
     async def resync(
         self,
-        reason: str,
+        reason: ResyncReason,
         request_ids: Sequence[str] = (),
         headers: Mapping[str, str] | None = None,
+        *,
+        detail: str = "",
     ) -> CommitResult:
         """Read the whole inventory from Consul and write every view that differs."""
         async with self._lock:
-            return await self._resync_locked(reason, request_ids, headers or {})
+            return await self._resync_locked(reason, request_ids, headers or {}, detail=detail)
 
     async def retry_pending(self) -> CommitResult | None:
         """Read again the nodes and services whose last read failed."""
@@ -407,29 +413,33 @@ class Engine:
 
     async def _resync_locked(
         self,
-        reason: str,
+        reason: ResyncReason,
         request_ids: Sequence[str],
         headers: Mapping[str, str],
         *,
         index_reset: bool = False,
+        detail: str = "",
     ) -> CommitResult:
         started = time.perf_counter()
         with tracer().start_as_current_span(
-            "nodeview.resync", attributes={"nodeview.resync.reason": reason[:200]}
+            "nodeview.resync",
+            attributes={"nodeview.resync.reason": reason.value, "nodeview.resync.detail": detail},
         ):
             try:
                 result = await self._resync_reads(reason, request_ids, headers, index_reset)
-            except ResyncFailed:
-                metrics.RESYNCS.labels(_reason_label(reason), "failed").inc()
+            except ResyncFailed as exc:
+                exc.reason = reason
+                metrics.RESYNCS.labels(reason.value, "failed").inc()
                 raise
         duration = time.perf_counter() - started
-        metrics.RESYNCS.labels(_reason_label(reason), "ok").inc()
+        metrics.RESYNCS.labels(reason.value, "ok").inc()
         metrics.RESYNC_DURATION.observe(duration)
         log.info(
             "resync done",
             extra={
                 "event": "enrich.resync",
-                "reason": reason,
+                "reason": reason.value,
+                "detail": detail or None,
                 "nodes": len(self.published),
                 "written": result.written,
                 "deleted": result.deleted,
@@ -441,7 +451,7 @@ class Engine:
 
     async def _resync_reads(
         self,
-        reason: str,
+        reason: ResyncReason,
         request_ids: Sequence[str],
         headers: Mapping[str, str],
         index_reset: bool,
@@ -470,7 +480,11 @@ class Engine:
         except (ConsulError, BadConsulPayload) as exc:
             log.warning(
                 "resync failed; view kept",
-                extra={"event": "enrich.resync_failed", "reason": str(exc), "trigger": reason},
+                extra={
+                    "event": "enrich.resync_failed",
+                    "reason": str(exc),
+                    "trigger": reason.value,
+                },
             )
             raise ResyncFailed(reads.public_reason(reads.error_kind(exc))) from exc
         if not inv.node_names() or (old.service_tags and not inv.service_tags):
@@ -677,14 +691,6 @@ class NodeGauges:
     def export(self) -> None:
         """Set the Prometheus gauges from the counts."""
         metrics.set_node_counts(self.by_status, self.errors)
-
-
-def _reason_label(reason: str) -> str:
-    """Bound the reason label of the resync metrics."""
-    for label in ("start", "requested", "user event", "backwards", "reconnect", "takeover"):
-        if label in reason:
-            return label.replace(" ", "_")
-    return "other"
 
 
 async def _bounded_all(writes: Sequence[Callable[[], Awaitable[None]]]) -> None:

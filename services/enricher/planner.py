@@ -4,6 +4,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Literal, TypeVar
 
 from contracts.events import ConsulChange, ConsulDelta
@@ -37,6 +38,24 @@ NOT_RECORDED: frozenset[Outcome] = frozenset({"bad_payload", "ignored", "refused
 must still apply, and things nodeview does not watch leave no state behind."""
 
 T = TypeVar("T")
+
+
+class ResyncReason(StrEnum):
+    """Why the view is read from Consul whole; the value is the ``reason`` metric label."""
+
+    START = "start"
+    TAKEOVER = "takeover"
+    RECONNECT = "reconnect"
+    NATS_ERROR = "nats_error"
+    STREAM_LOST = "stream_lost"
+    STREAM_GAP = "stream_gap"
+    DEAD_LETTERED = "dead_lettered"
+    PERIODIC = "periodic"
+    DEGRADED_ANSWER = "degraded_answer"
+    INDEX_RESET = "index_reset"
+    USER_EVENT = "user_event"
+    REQUESTED = "requested"
+
 
 _TYPE_ORDER = {"members": 0, "nodes": 1, "checks": 2, "services": 3, "service": 4, "key": 5}
 
@@ -119,7 +138,7 @@ class ReadPlan:
     service_names: set[str] = field(default_factory=set)
     services_moved: bool = False
     """An instance was added, moved or removed without a visible trace in the names list."""
-    full_resync: str | None = None
+    full_resync: ResyncReason | None = None
     """Why a full resync is needed, or ``None``."""
     index_reset: bool = False
     """A watched thing's index went backwards: the resync's reads become the new baseline."""
@@ -221,7 +240,7 @@ def apply_change(
     skip = classify(state, change)
     key = (change.watch_type, change.dedup_key)
     if skip == "backwards":
-        plan.full_resync = plan.full_resync or f"{change.watch_type} index went backwards"
+        plan.full_resync = plan.full_resync or ResyncReason.INDEX_RESET
         plan.index_reset = True
         state.event_index[key] = change.consul_index
         state.event_source[key] = change.origin
@@ -366,7 +385,7 @@ def apply_delta(
         and delta.consul_index < last
         and state.event_source.get(key) == delta.origin
     ):
-        plan.full_resync = plan.full_resync or f"{delta.watch_type} index went backwards"
+        plan.full_resync = plan.full_resync or ResyncReason.INDEX_RESET
         plan.index_reset = True
         return "backwards"
     if delta.consul_index <= state.seen_index.get(key, 0):
@@ -520,5 +539,5 @@ def _apply_events(
             newest = max(newest, ltime)
     if newest > state.last_event_ltime:
         state.last_event_ltime = newest
-        plan.full_resync = plan.full_resync or f"user event {settings.resync_event}"
+        plan.full_resync = plan.full_resync or ResyncReason.USER_EVENT
     return "applied"

@@ -240,6 +240,7 @@ async def test_control_faults_leader_index_and_counters(
         "latency": [],
         "errors": [],
         "acl_filtered": False,
+        "internal_endpoints": None,
     }
     assert (await control.post("/leader", json={"server": 2})).json() == {"leader": 2}
     leader = await client.get(f"{double.urls[0]}/v1/status/leader")

@@ -12,6 +12,7 @@ from devstack.consul_double import ConsulDouble, generate_inventory
 from services.config import ConsulSettings
 from services.consul import ConsulClient, ConsulError
 from services.enricher.engine import Engine, EngineSettings
+from services.enricher.planner import ResyncReason
 
 pytestmark = pytest.mark.timeout(60)
 NODES = 40
@@ -75,14 +76,14 @@ async def test_failed_writes_stay_unwritten_and_go_out_with_the_next_commit(
     store.allowed = 5
     engine = _engine(client, store)
     with pytest.raises(nats.errors.TimeoutError):
-        await engine.resync("start")
+        await engine.resync(ResyncReason.START)
     assert len(store.views) == 5
     assert len(engine.unwritten) == len(double.state.nodes) - 5
     assert set(engine.published) == set(store.views)
     assert store.attempts < len(double.state.nodes)
     assert store.meta is None
     store.allowed = None
-    result = await engine.retry_pending() or await engine.resync("again")
+    result = await engine.retry_pending() or await engine.resync(ResyncReason.PERIODIC)
     assert result.written == len(double.state.nodes) - 5
     assert set(store.views) == set(double.state.nodes)
     assert not engine.unwritten
@@ -96,7 +97,7 @@ async def test_a_failed_members_read_is_retried_until_statuses_are_known(
     double, client = consul
     store = FlakyStore()
     engine = _engine(client, store)
-    await engine.resync("start")
+    await engine.resync(ResyncReason.START)
     double.state.join_node("late-member", "127.72.0.1")
     nodes = await client.catalog_nodes()
     double.fail_requests(500)

@@ -16,6 +16,7 @@ from services.enricher.planner import (
     EnricherState,
     Outcome,
     ReadPlan,
+    ResyncReason,
     Settings,
     apply_change,
     classify,
@@ -678,13 +679,13 @@ def test_ignored_keys_leave_no_index_behind() -> None:
 
 def test_read_plan_merge_unions_reads_and_keeps_the_first_resync_reason() -> None:
     """Merging plans unions every read and dirty set and keeps the first resync reason."""
-    plan = ReadPlan(node_services={"a"}, dirty={"a"}, full_resync="first")
+    plan = ReadPlan(node_services={"a"}, dirty={"a"}, full_resync=ResyncReason.USER_EVENT)
     plan.merge(
         ReadPlan(
             members=True,
             node_services={"b"},
             service_names={"web"},
-            full_resync="second",
+            full_resync=ResyncReason.INDEX_RESET,
             dirty={"b"},
             all_dirty=True,
         )
@@ -693,13 +694,13 @@ def test_read_plan_merge_unions_reads_and_keeps_the_first_resync_reason() -> Non
         members=True,
         node_services={"a", "b"},
         service_names={"web"},
-        full_resync="first",
+        full_resync=ResyncReason.USER_EVENT,
         dirty={"a", "b"},
         all_dirty=True,
     )
     empty = ReadPlan()
-    empty.merge(ReadPlan(full_resync="only"))
-    assert empty.full_resync == "only"
+    empty.merge(ReadPlan(full_resync=ResyncReason.PERIODIC))
+    assert empty.full_resync == ResyncReason.PERIODIC
 
 
 @pytest.mark.parametrize(
@@ -710,7 +711,8 @@ def test_read_plan_merge_unions_reads_and_keeps_the_first_resync_reason() -> Non
         (ReadPlan(members=True), True),
         (ReadPlan(node_services={"a"}), True),
         (ReadPlan(service_names={"web"}), True),
-        (ReadPlan(full_resync="x"), True),
+        (ReadPlan(full_resync=ResyncReason.START), True),
+        (ReadPlan(services_moved=True), True),
     ],
 )
 def test_needs_reads_is_true_only_with_a_consul_read(plan: ReadPlan, needs: bool) -> None:
