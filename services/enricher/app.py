@@ -5,10 +5,7 @@ import contextlib
 import logging
 import signal
 import time
-import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import nats.errors
@@ -19,20 +16,20 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import NotFoundError, ServiceUnavailableError
 from opentelemetry.trace import SpanKind
-from pydantic import ValidationError
 
 from contracts import subjects
-from contracts.events import ConsulChange, ConsulDelta, ResyncRequested, utc_now
+from contracts.events import ResyncRequested, utc_now
 from contracts.views import Heartbeat
 from services import bus, metrics
-from services.backoff import next_backoff
 from services.consul import ConsulClient
 from services.enricher import degraded
 from services.enricher.engine import Engine, EngineSettings, ResyncFailed
 from services.enricher.leader import Leadership, LeadershipLost
-from services.enricher.planner import ResyncReason, classify, newest_of_each
+from services.enricher.planner import ResyncReason, classify
+from services.enricher.schedule import RequestBatch, ResyncSchedule
 from services.enricher.settings import EnricherSettings
 from services.enricher.store import FencedStore, KvViewStore, ViewStore
+from services.enricher.triage import Triage, triage
 from services.health import add_health_routes, make_server
 from services.logs import setup_logging
 from services.tasks import cancel_and_wait
@@ -46,80 +43,12 @@ from services.telemetry import (
 
 log = logging.getLogger("nodeview.enricher")
 
-RESYNC_RETRY_MIN_SECONDS = 0.5
-RESYNC_RETRY_MAX_SECONDS = 30.0
-"""Bounds of the back-off between tries of a resync that keeps failing."""
-
-RESYNC_REQUEST_MIN_INTERVAL_SECONDS = 1.0
-"""Requested resyncs start at most this often; the requests in between share the next one."""
-
-RECHECK_MIN_SECONDS = 2.0
-RECHECK_MAX_SECONDS = 60.0
-"""Bounds of the back-off between whole reads while a list answer stays refused or filtered."""
-
 FETCH_IDLE_SECONDS = 1.0
 """Longest wait for a first message before the loop checks its stop flags again."""
 
 
 NATS_ERRORS = (nats.errors.Error, bus.BusError, OSError, TimeoutError)
 """Failures of NATS after which the enricher tries again instead of exiting."""
-
-
-class PoisonMessage(Exception):
-    """A message on the stream that no enricher can ever decode."""
-
-
-@dataclass
-class Decoded:
-    """The decoded messages of one fetch, in stream order, with their trace contexts."""
-
-    changes: list[ConsulChange | ConsulDelta] = field(default_factory=list)
-    resyncs: list[tuple[Msg, ResyncRequested]] = field(default_factory=list)
-    """Resync requests with their messages: acknowledged once a resync covered them."""
-    contexts: list[dict[str, str]] = field(default_factory=list)
-    superseded: int = 0
-    """Messages left undecoded because a newer one of the same watched thing is in the batch."""
-    earliest: datetime | None = None
-    """When the relay saw the oldest of those (freshness counts from the oldest change)."""
-
-
-def observed_at(msg: Msg) -> datetime | None:
-    """When the relay saw the change of a message (its ``Nodeview-Observed-At`` header)."""
-    raw = (msg.headers or {}).get(subjects.HEADER_OBSERVED_AT)
-    try:
-        return datetime.fromtimestamp(float(raw), UTC) if raw else None
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
-def superseded_in_batch(msgs: Sequence[Msg]) -> set[int]:
-    """Positions of change messages that a later one of the same ``(type, key)`` supersedes."""
-    things: list[tuple[str, str | None, int] | None] = []
-    for msg in msgs:
-        headers = msg.headers or {}
-        thing = subjects.parse_msg_id(
-            headers.get(subjects.HEADER_MSG_ID, ""), headers.get(subjects.HEADER_PAYLOAD_DIGEST)
-        )
-        is_change = msg.subject.startswith(subjects.SUBJECT_CONSUL_PREFIX + ".")
-        # User events are all decoded: each may carry a resync request of its own.
-        things.append(thing if is_change and thing and thing[0] != "event" else None)
-    candidates = {position for position, thing in enumerate(things) if thing is not None}
-    return candidates - set(newest_of_each(things))
-
-
-def decode_message(msg: Msg) -> ConsulChange | ConsulDelta | ResyncRequested:
-    """Decode one stream message; raise ``PoisonMessage`` when it cannot be decoded."""
-    try:
-        body = bus.decode_body(msg.data, msg.headers)
-        if msg.subject == subjects.SUBJECT_CMD_RESYNC:
-            return ResyncRequested.model_validate_json(body)
-        if msg.subject.startswith(subjects.SUBJECT_CONSUL_PREFIX + "."):
-            return ConsulChange.model_validate_json(body)
-        if msg.subject.startswith(subjects.SUBJECT_DELTA_PREFIX + "."):
-            return ConsulDelta.model_validate_json(body)
-    except (ValidationError, OSError, EOFError, ValueError, zlib.error) as exc:
-        raise PoisonMessage(f"undecodable message on {msg.subject}: {exc}") from exc
-    raise PoisonMessage(f"unexpected subject {msg.subject}")
 
 
 class Enricher:
@@ -135,15 +64,10 @@ class Enricher:
         self.leadership: Leadership | None = None
         self.stopping = asyncio.Event()
         self.lost = asyncio.Event()
-        self.needs_resync: ResyncReason | None = ResyncReason.START
+        self.schedule = ResyncSchedule()
         self.last_stream_seq = 0
-        self._resync_delay = 0.0
-        self._resync_retry_at = 0.0
-        self._recheck_delay = 0.0
-        self._recheck_at = 0.0
-        self._requests: dict[str, tuple[Msg, ResyncRequested]] = {}
-        """Resync requests not yet covered by a resync, by request id (redeliveries collapse)."""
-        self._requests_next_at = 0.0
+        self.requests: RequestBatch[tuple[Msg, ResyncRequested]] = RequestBatch()
+        """Resync requests not yet covered by a resync (acknowledged once one did)."""
 
     def ready(self) -> bool:
         """Ready once connected; a standby is ready too (it is waiting for the lock)."""
@@ -159,7 +83,7 @@ class Enricher:
         }
 
     async def _on_reconnect(self) -> None:
-        self.needs_resync = ResyncReason.RECONNECT
+        self.schedule.pending = ResyncReason.RECONNECT
 
     async def run(self) -> None:
         """Connect, wait for the lock, resync, then consume until stopped."""
@@ -201,7 +125,7 @@ class Enricher:
                     "nats failed; starting the term again",
                     extra={"event": "enrich.term_failed", "reason": str(exc)},
                 )
-                self.needs_resync = self.needs_resync or ResyncReason.NATS_ERROR
+                self.schedule.need(ResyncReason.NATS_ERROR)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), 1.0)
 
@@ -217,7 +141,7 @@ class Enricher:
         await bus.ensure_streams(self.js, self.settings)
         views, meta = await store.load()
         self.engine.restore(views, meta)
-        self.needs_resync = self.needs_resync or ResyncReason.TAKEOVER
+        self.schedule.need(ResyncReason.TAKEOVER)
         tasks = [
             asyncio.create_task(
                 self._heartbeat_loop(FencedStore(store, self.leadership.check)),
@@ -258,10 +182,9 @@ class Enricher:
         """
         assert self.engine is not None
         assert self.js is not None
-        reason = self.needs_resync
-        if not reason or time.monotonic() < self._resync_retry_at:
+        reason = self.schedule.take_due()
+        if reason is None:
             return
-        self.needs_resync = None
         try:
             if reason not in (ResyncReason.START, ResyncReason.TAKEOVER):
                 # The bucket may have lost entries (NATS restarted without its store):
@@ -273,17 +196,13 @@ class Enricher:
         except (ResyncFailed, *NATS_ERRORS) as exc:
             self._resync_failed(reason, exc)
             return
-        self._resync_delay = 0.0
+        self.schedule.succeeded()
         self.engine.degradation.clear(degraded.RESYNC)
 
     def _resync_failed(self, reason: ResyncReason, exc: BaseException) -> None:
         """Keep the resync pending, schedule its next try and show it as degraded."""
         assert self.engine is not None
-        self.needs_resync = self.needs_resync or reason
-        self._resync_delay = next_backoff(
-            self._resync_delay, RESYNC_RETRY_MIN_SECONDS, RESYNC_RETRY_MAX_SECONDS
-        )
-        self._resync_retry_at = time.monotonic() + self._resync_delay
+        self.schedule.failed(reason)
         public = str(exc) if isinstance(exc, ResyncFailed) else "NATS failed"
         self.engine.degradation.mark(degraded.RESYNC, f"{reason.value}: {public}")
 
@@ -318,7 +237,7 @@ class Enricher:
             if not self.engine.resynced:
                 # Nothing can be applied before one whole read of Consul: events alone would
                 # build views without services. Wait for the next try.
-                delay = max(self._resync_retry_at - time.monotonic(), 0.05)
+                delay = self.schedule.seconds_to_retry()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), delay)
                 continue
@@ -339,7 +258,7 @@ class Enricher:
                 with contextlib.suppress(nats.errors.Error, OSError):
                     await bus.ensure_streams(self.js, self.settings)
                     sub = await self._pull_subscription()
-                    self.needs_resync = ResyncReason.STREAM_LOST
+                    self.schedule.pending = ResyncReason.STREAM_LOST
                 continue
             await self._handle_batch(msgs)
 
@@ -367,47 +286,23 @@ class Enricher:
 
     async def _handle_batch(self, msgs: list[Msg]) -> None:
         assert self.engine is not None
-        decoded = Decoded()
-        to_ack: list[Msg] = []
+        engine = self.engine
         started = time.perf_counter()
-        superseded = superseded_in_batch(msgs)
-        for position, msg in enumerate(msgs):
-            meta = msg.metadata
-            if meta.num_delivered > 1:
-                metrics.REDELIVERIES.inc()
-            gap = self.last_stream_seq and meta.sequence.stream > self.last_stream_seq + 1
-            if gap and meta.num_delivered == 1:
-                self.needs_resync = self.needs_resync or ResyncReason.STREAM_GAP
-            self.last_stream_seq = max(self.last_stream_seq, meta.sequence.stream)
-            if meta.num_delivered > self.settings.enricher_max_deliver:
-                await self._dead_letter(msg, "max_deliver", "delivered too many times")
-                continue
-            if msg.headers and subjects.HEADER_TRACEPARENT in msg.headers:
-                decoded.contexts.append(dict(msg.headers))
-            if position in superseded:
-                # Its state is replaced by a newer message of this batch: no need to decode it.
-                to_ack.append(msg)
-                decoded.superseded += 1
-                seen = observed_at(msg) or meta.timestamp
-                decoded.earliest = min(decoded.earliest or seen, seen)
-                continue
-            try:
-                item = decode_message(msg)
-            except PoisonMessage as exc:
-                await self._dead_letter(msg, "undecodable", str(exc))
-                continue
-            if isinstance(item, ResyncRequested):
-                decoded.resyncs.append((msg, item))
-                continue
-            to_ack.append(msg)
-            if (
-                meta.num_delivered > 1
-                and isinstance(item, ConsulChange)
-                and classify(self.engine.state, item) == "backwards"
-            ):
-                metrics.EVENTS.labels(item.watch_type, "superseded").inc()
-            else:
-                decoded.changes.append(item)
+        decoded = triage(
+            msgs,
+            last_stream_seq=self.last_stream_seq,
+            max_deliver=self.settings.enricher_max_deliver,
+            overtaken=lambda change: classify(engine.state, change) == "backwards",
+        )
+        self.last_stream_seq = decoded.last_stream_seq
+        metrics.REDELIVERIES.inc(decoded.redelivered)
+        if decoded.gap:
+            self.schedule.need(ResyncReason.STREAM_GAP)
+        for msg, reason, detail in decoded.dead:
+            await self._dead_letter(msg, reason, detail)
+        for late in decoded.late:
+            metrics.EVENTS.labels(late.watch_type, "superseded").inc()
+        to_ack = decoded.to_ack
         try:
             await self._traced_apply(decoded, len(msgs))
         except ResyncFailed as exc:
@@ -437,7 +332,7 @@ class Enricher:
             },
         )
 
-    async def _traced_apply(self, decoded: Decoded, count: int) -> None:
+    async def _traced_apply(self, decoded: Triage, count: int) -> None:
         """Apply a batch inside one consumer span, child of its first traced message."""
         parent = extract_context(decoded.contexts[0]) if decoded.contexts else None
         with tracer().start_as_current_span(
@@ -455,7 +350,7 @@ class Enricher:
         ):
             await self._apply(decoded)
 
-    async def _apply(self, decoded: Decoded) -> None:
+    async def _apply(self, decoded: Triage) -> None:
         assert self.engine is not None
         if decoded.superseded:
             metrics.EVENTS.labels("batch", "coalesced").inc(decoded.superseded)
@@ -469,7 +364,7 @@ class Enricher:
         if decoded.resyncs:
             metrics.EVENTS.labels("resync", "applied").inc(len(decoded.resyncs))
             for msg, request in decoded.resyncs:
-                self._requests[request.request_id] = (msg, request)
+                self.requests.add(request.request_id, (msg, request))
             await self._resync_requests_when_due()
 
     async def _resync_requests_when_due(self) -> None:
@@ -480,11 +375,10 @@ class Enricher:
         acknowledged only once a resync covered them (a crash hands them to the standby).
         """
         assert self.engine is not None
-        if not self._requests or time.monotonic() < self._requests_next_at:
+        taken = self.requests.take_due()
+        if not taken:
             return
-        waiting = list(self._requests.values())
-        self._requests.clear()
-        self._requests_next_at = time.monotonic() + RESYNC_REQUEST_MIN_INTERVAL_SECONDS
+        waiting = list(taken.values())
         last = waiting[-1][1]
         for msg, _ in waiting:
             # A long resync must not outlast the acknowledgement deadline of what it serves.
@@ -499,8 +393,7 @@ class Enricher:
         except ResyncFailed:
             # Still waiting for a resync that serves them; a lost lease leaves them unacked
             # for the next holder.
-            for msg, request in waiting:
-                self._requests.setdefault(request.request_id, (msg, request))
+            self.requests.put_back(taken)
             raise
         for msg, _ in waiting:
             with contextlib.suppress(*NATS_ERRORS):
@@ -533,7 +426,7 @@ class Enricher:
                 await msg.nak(delay=self.settings.enricher_nak_delay)
             return
         # Whatever the message carried is read again from Consul.
-        self.needs_resync = self.needs_resync or ResyncReason.DEAD_LETTERED
+        self.schedule.need(ResyncReason.DEAD_LETTERED)
 
     async def _heartbeat_loop(self, store: ViewStore) -> None:
         assert self.leadership is not None
@@ -598,27 +491,8 @@ class Enricher:
             every = self.settings.enricher_resync_interval
             if every and time.monotonic() - last_full >= every:
                 last_full = time.monotonic()
-                self.needs_resync = self.needs_resync or ResyncReason.PERIODIC
-            self._recheck_degraded_lists()
-
-    def _recheck_degraded_lists(self) -> None:
-        """Read Consul whole again, less and less often, while a list answer was refused.
-
-        A token whose rights come back moves no Consul index, so no watch fires: only a read
-        can tell that the lists are whole again.
-        """
-        assert self.engine is not None
-        if not self.engine.degradation.any_of(degraded.LISTS):
-            self._recheck_delay = 0.0
-            return
-        now = time.monotonic()
-        if now < self._recheck_at:
-            return
-        self._recheck_delay = next_backoff(
-            self._recheck_delay, RECHECK_MIN_SECONDS, RECHECK_MAX_SECONDS
-        )
-        self._recheck_at = now + self._recheck_delay
-        self.needs_resync = self.needs_resync or ResyncReason.DEGRADED_ANSWER
+                self.schedule.need(ResyncReason.PERIODIC)
+            self.schedule.recheck(self.engine.degradation.any_of(degraded.LISTS))
 
     async def close(self) -> None:
         """Release the lock and close connections."""

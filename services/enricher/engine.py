@@ -458,25 +458,19 @@ class Engine:
     ) -> CommitResult:
         old = self.state.inventory
         try:
-            members_read, nodes, services, kv = await asyncio.gather(
+            members_read, nodes, services, health, kv = await asyncio.gather(
                 self._members_or_none(),
                 self._consul.catalog_nodes(),
                 self._consul.catalog_services(),
+                self._consul.serf_health(),
                 self._sites_or_none(),
             )
             inv = Inventory(
                 members=members_read,
                 catalog=parse_catalog_nodes(nodes.data),
                 service_tags=parse_service_tags(services.data),
+                serf_health=parse_serf_health(health.data),
             )
-            read: dict[tuple[str, str | None], int] = {}
-            health: ConsulResponse | None = None
-            if members_read is None:
-                health = await self._consul.serf_health()
-                inv.serf_health = parse_serf_health(health.data)
-                read[("checks", None)] = health.index or 0
-            else:
-                inv.serf_health = old.serf_health
         except (ConsulError, BadConsulPayload) as exc:
             log.warning(
                 "resync failed; view kept",
@@ -504,12 +498,14 @@ class Engine:
                 inv.service_tags.setdefault(name, tags)
         if members_read is not None and not members_read and old.members:
             raise ResyncFailed(degraded.EMPTY_ANSWER)
-        checked = [(degraded.NODES_LIST, nodes), (degraded.SERVICES_LIST, services)]
-        if health is not None:
-            checked.append((degraded.CHECKS_LIST, health))
-        else:
-            # Statuses come from the members: the checks list is not needed.
-            self.degradation.clear(degraded.CHECKS_LIST)
+        if health.filtered_by_acls:
+            for name, status in old.serf_health.items():
+                inv.serf_health.setdefault(name, status)
+        checked = [
+            (degraded.NODES_LIST, nodes),
+            (degraded.SERVICES_LIST, services),
+            (degraded.CHECKS_LIST, health),
+        ]
         for item, response in checked:
             if response.filtered_by_acls:
                 self.degradation.mark(item, degraded.FILTERED_ANSWER)
@@ -532,6 +528,7 @@ class Engine:
         self.state.datacenter = next(
             (node.datacenter for node in inv.catalog.values() if node.datacenter), None
         )
+        read: dict[tuple[str, str | None], int] = {("checks", None): health.index or 0}
         read[("nodes", None)] = nodes.index or 0
         read[("services", None)] = services.index or 0
         if kv is not None and kv.index is not None:

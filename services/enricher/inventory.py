@@ -328,8 +328,11 @@ def build_view(
         return None
     addr = member.addr if member and member.addr else (catalog.addr if catalog else "")
     services = inventory.services.get(node, {})
-    serf = inventory.serf_health.get(node)
-    status = member.status if member is not None else health_status(serf)
+    # The node's serfHealth check is Consul's indexed word on its gossip status, ordered with
+    # every other change; the members list (read live, without an index) only says what no
+    # check can: a node that left the catalog.
+    from_check = health_status(inventory.serf_health.get(node))
+    status = member.status if from_check == "unknown" and member is not None else from_check
     names = {inst.name for inst in services.values()}
     is_server = (member is not None and member.type == "server") or (
         member is None and CONSUL_SERVICE in names

@@ -1,6 +1,5 @@
 """Pure planning: coalesce a burst of changes, apply the state they carry, list the reads left."""
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -8,7 +7,6 @@ from enum import StrEnum
 from typing import Literal, TypeVar
 
 from contracts.events import ConsulChange, ConsulDelta
-from contracts.views import NodeStatus
 from services.enricher import degraded
 from services.enricher.inventory import (
     BadConsulPayload,
@@ -448,9 +446,7 @@ def _apply_items(state: EnricherState, delta: ConsulDelta, plan: ReadPlan) -> se
             touched = set(parsed) | set(removed)
         case "checks":
             health = parse_serf_health([delta.changed[n] for n in changed])
-            for name, status in health.items():
-                inv.serf_health[name] = status
-                _member_follows(inv, name, health_status(status))
+            inv.serf_health.update(health)
             for name in removed:
                 inv.serf_health.pop(name, None)
             touched = set(health) | set(removed)
@@ -464,19 +460,6 @@ def _apply_items(state: EnricherState, delta: ConsulDelta, plan: ReadPlan) -> se
             plan.services_moved |= delta.moved_only
     plan.dirty |= touched
     return touched
-
-
-def _member_follows(inv: Inventory, node: str, status: NodeStatus) -> None:
-    """Keep a member's status in step with what Consul's catalog now says of its node.
-
-    Members are read whole only by a resync; between two, the node's ``serfHealth`` check (or
-    its deregistration: the agent left) is Consul's word on its gossip status.
-    """
-    if inv.members is None or status == "unknown":
-        return
-    member = inv.members.get(node)
-    if member is not None and member.status != status:
-        inv.members[node] = dataclasses.replace(member, status=status)
 
 
 def _members_disagreeing(inv: Inventory, health: Mapping[str, str]) -> set[str]:

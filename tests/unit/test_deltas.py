@@ -11,6 +11,7 @@ from contracts.views import ServiceInstance
 from services.enricher.inventory import (
     Member,
     ServiceSummary,
+    build_view,
     held_instances,
     miscounted_names,
     moved_nodes,
@@ -25,6 +26,7 @@ from services.enricher.planner import (
     apply_change,
     apply_delta,
 )
+from services.enricher.sites import SitesMap
 from services.relay.deltas import Baseline, Differ, list_items
 
 SETTINGS = Settings(sites_key="sites", resync_event="nodeview-resync")
@@ -187,14 +189,15 @@ def test_a_joined_node_reads_its_services_and_the_members_only() -> None:
 
 
 def test_a_failed_node_changes_its_status_with_no_read() -> None:
-    """A serfHealth delta moves the member's status itself: nothing is read."""
+    """A serfHealth delta gives the node its new status: nothing is read."""
     state = _state()
     outcome, plan = _apply(state, _delta("checks", 11, {"b": _serf("b", "critical")}))
     assert outcome == "applied"
     assert not plan.needs_reads()
     assert plan.dirty == {"b"}
-    assert state.inventory.members is not None
-    assert state.inventory.members["b"].status == "dead"
+    view = build_view(state.inventory, "b", SitesMap(), "unmapped", T0)
+    assert view is not None
+    assert view.status == "dead"
 
 
 def test_a_removed_service_name_drops_its_instances_and_a_new_one_is_read() -> None:

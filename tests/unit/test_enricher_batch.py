@@ -1,4 +1,4 @@
-"""Which messages of a fetched batch the enricher can leave undecoded, and the id they carry."""
+"""Triage of a fetched batch: what is decoded, superseded, dead-lettered, late or a gap."""
 
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from nats.aio.msg import Msg
 
 from contracts import subjects
-from services.enricher.app import observed_at, superseded_in_batch
+from contracts.events import ConsulChange, ConsulDelta
+from services.enricher.triage import observed_at, superseded_in_batch, triage
 
 
 def _msg(watch_type: str, key: str | None, index: int, digest: str | None = None) -> Msg:
@@ -81,3 +82,80 @@ def test_observed_at_reads_the_relays_header_and_ignores_garbage() -> None:
     assert observed_at(msg) == datetime(2023, 11, 14, 22, 13, 20, 250000, tzinfo=UTC)
     msg.headers[subjects.HEADER_OBSERVED_AT] = "soon"
     assert observed_at(msg) is None
+
+
+def _delivered(
+    subject: str,
+    body: bytes,
+    seq: int,
+    *,
+    delivered: int = 1,
+    headers: dict[str, str] | None = None,
+) -> Msg:
+    """A message as a pull consumer hands it over (its reply subject carries the metadata)."""
+    reply = f"$JS.ACK.NODEVIEW_EVENTS.enricher.{delivered}.{seq}.{seq}.1700000000000000000.0"
+    return Msg(cast(Any, None), subject=subject, reply=reply, data=body)
+
+
+def _delta_body(index: int, node: str) -> bytes:
+    return (
+        ConsulDelta(
+            watch_type="nodes",
+            consul_index=index,
+            source="watcher",
+            changed={node: {"Node": node, "Address": "10.0.0.1"}},
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+def _never(change: ConsulChange) -> bool:
+    return False
+
+
+def test_deltas_are_all_decoded_and_never_superseded() -> None:
+    """Two deltas of one list in a batch both apply: each names its own nodes."""
+    batch = [
+        _delivered(subjects.delta_subject("nodes"), _delta_body(5, "a"), 1),
+        _delivered(subjects.delta_subject("nodes"), _delta_body(6, "b"), 2),
+    ]
+    out = triage(batch, last_stream_seq=0, max_deliver=5, overtaken=_never)
+    assert [c.consul_index for c in out.changes] == [5, 6]
+    assert out.superseded == 0
+    assert len(out.to_ack) == 2
+
+
+def test_poison_and_over_delivered_messages_go_to_the_dead_letters() -> None:
+    """Undecodable bodies, unknown subjects and too many deliveries are dead-lettered."""
+    batch = [
+        _delivered(subjects.delta_subject("nodes"), b"{not json", 1),
+        _delivered("nodeview.other.thing", b"{}", 2),
+        _delivered(subjects.delta_subject("nodes"), _delta_body(7, "c"), 3, delivered=6),
+    ]
+    out = triage(batch, last_stream_seq=0, max_deliver=5, overtaken=_never)
+    assert [reason for _, reason, _ in out.dead] == ["undecodable", "undecodable", "max_deliver"]
+    assert not out.changes
+    assert not out.to_ack
+    assert out.redelivered == 1
+
+
+def test_a_skipped_sequence_on_first_delivery_is_a_gap() -> None:
+    """A first delivery past the next sequence means messages were lost; a redelivery does not."""
+    first = _delivered(subjects.delta_subject("nodes"), _delta_body(5, "a"), 12)
+    again = _delivered(subjects.delta_subject("nodes"), _delta_body(5, "a"), 12, delivered=2)
+    assert triage([first], last_stream_seq=10, max_deliver=5, overtaken=_never).gap
+    assert not triage([again], last_stream_seq=10, max_deliver=5, overtaken=_never).gap
+    assert not triage([first], last_stream_seq=11, max_deliver=5, overtaken=_never).gap
+
+
+def test_a_redelivered_whole_answer_already_overtaken_is_not_applied_again() -> None:
+    """A redelivery that would look like an index reset is counted late, not applied."""
+    change = ConsulChange(watch_type="nodes", consul_index=3, source="watcher", payload=[])
+    msg = _delivered(
+        subjects.consul_subject("nodes"), change.model_dump_json().encode(), 4, delivered=2
+    )
+    out = triage([msg], last_stream_seq=9, max_deliver=5, overtaken=lambda c: True)
+    assert out.late == [change]
+    assert not out.changes
+    assert out.to_ack == [msg]

@@ -449,14 +449,23 @@ def test_unmapped_address_gets_the_unmapped_label() -> None:
     assert view.site_code is None
 
 
-def test_member_status_wins_over_serf_health() -> None:
-    """A member's Serf status is used even when its serfHealth check says otherwise."""
+def test_serf_health_wins_over_the_member_status_which_covers_nodes_without_one() -> None:
+    """The indexed serfHealth check decides; a member (read live) speaks only without a check."""
     inventory = _inventory()
-    inventory.members = parse_members([_member("prom-rio-01", "127.11.0.10", "node", status=4)])
+    inventory.members = parse_members(
+        [
+            _member("prom-rio-01", "127.11.0.10", "node", status=4),
+            _member("prom-palmas-01", "127.10.0.10", "node", status=3),
+        ]
+    )
     inventory.serf_health["prom-rio-01"] = "passing"
-    view = build_view(inventory, "prom-rio-01", SITES, UNMAPPED, NOW)
-    assert view is not None
-    assert view.status == "dead"
+    inventory.serf_health.pop("prom-palmas-01", None)
+    rio = build_view(inventory, "prom-rio-01", SITES, UNMAPPED, NOW)
+    palmas = build_view(inventory, "prom-palmas-01", SITES, UNMAPPED, NOW)
+    assert rio is not None
+    assert rio.status == "alive"
+    assert palmas is not None
+    assert palmas.status == "dead"
 
 
 @pytest.mark.parametrize(
