@@ -26,9 +26,10 @@ from services.enricher.inventory import (
     Inventory,
     Member,
     build_view,
+    drop_names,
     held_instances,
-    miscounted_names,
-    moved_nodes,
+    instance_moves,
+    names_to_read,
     parse_catalog_nodes,
     parse_members,
     parse_serf_health,
@@ -298,16 +299,18 @@ class Engine:
             return
         self.pending_moved = False
         self.degradation.clear(degraded.SERVICE_INSTANCES)
-        held = held_instances(inv.services)
-        nodes = sorted(n for n in moved_nodes(held, summaries) if inv.knows(n))
-        if nodes:
+        moves = instance_moves(held_instances(inv.services), summaries)
+        for node, names in moves.lost.items():
+            if node not in moves.gained and node in inv.services:
+                drop_names(inv.services[node], names)
+                plan.dirty.add(node)
+        gained = sorted(n for n in moves.gained if inv.knows(n))
+        if gained:
             self._apply_node_reads(
-                await reads.read_nodes(self._consul, [(n, self._addr(n)) for n in nodes]), plan
+                await reads.read_nodes(self._consul, [(n, self._addr(n)) for n in gained]), plan
             )
-            held = held_instances(inv.services)
-        for service_read in await reads.read_services(
-            self._consul, sorted(miscounted_names(held, summaries))
-        ):
+        unexplained = names_to_read(held_instances(inv.services), summaries)
+        for service_read in await reads.read_services(self._consul, sorted(unexplained)):
             plan.dirty |= self._apply_service_read(inv, service_read)
 
     async def _read_every_name(self, plan: ReadPlan) -> None:

@@ -236,10 +236,11 @@ def parse_health_service(payload: Any) -> dict[str, NodeServices]:
 
 @dataclass(frozen=True)
 class ServiceSummary:
-    """One service name as Consul's UI summary lists it: the nodes holding it, its instances."""
+    """One service name as Consul's UI summary lists it: where it runs, how often, its tags."""
 
     nodes: frozenset[str]
     instances: int
+    tags: frozenset[str] = frozenset()
 
 
 def parse_ui_services(payload: Any) -> dict[str, ServiceSummary]:
@@ -254,42 +255,69 @@ def parse_ui_services(payload: Any) -> dict[str, ServiceSummary]:
         count = item.get("InstanceCount")
         if not isinstance(count, int) or isinstance(count, bool):
             raise BadConsulPayload("service summary InstanceCount is not an integer")
-        summaries[_text(item, "Name")] = ServiceSummary(frozenset(nodes), count)
+        tags = frozenset(_tags(item.get("Tags")))
+        summaries[_text(item, "Name")] = ServiceSummary(frozenset(nodes), count, tags)
     return summaries
 
 
-def held_instances(services: Mapping[str, NodeServices]) -> dict[str, dict[str, int]]:
-    """Service name → node → how many instances of it the inventory holds there."""
-    held: dict[str, dict[str, int]] = {}
+@dataclass
+class Held:
+    """One service name in the inventory: instances per node and the union of their tags."""
+
+    nodes: dict[str, int] = field(default_factory=dict)
+    tags: set[str] = field(default_factory=set)
+
+
+def held_instances(services: Mapping[str, NodeServices]) -> dict[str, Held]:
+    """Service name → where the inventory holds it, how often, with which tags."""
+    held: dict[str, Held] = {}
     for node, node_services in services.items():
         for instance in node_services.values():
-            per_node = held.setdefault(instance.name, {})
-            per_node[node] = per_node.get(node, 0) + 1
+            entry = held.setdefault(instance.name, Held())
+            entry.nodes[node] = entry.nodes.get(node, 0) + 1
+            entry.tags.update(instance.tags)
     return held
 
 
-def moved_nodes(
-    held: Mapping[str, Mapping[str, int]], summaries: Mapping[str, ServiceSummary]
-) -> set[str]:
-    """Nodes that gained or lost a service name according to the summaries: read them again."""
-    moved: set[str] = set()
+@dataclass
+class Moves:
+    """Where instances moved according to Consul's summary."""
+
+    gained: set[str] = field(default_factory=set)
+    """Nodes now holding a name they did not: read them."""
+    lost: dict[str, set[str]] = field(default_factory=dict)
+    """Node → names it no longer holds at all: dropped without a read."""
+
+
+def instance_moves(held: Mapping[str, Held], summaries: Mapping[str, ServiceSummary]) -> Moves:
+    """Compare the inventory with the summary, name by name."""
+    moves = Moves()
     for name in summaries.keys() | held.keys():
         summary = summaries.get(name)
         theirs = summary.nodes if summary is not None else frozenset()
-        moved |= theirs ^ held.get(name, {}).keys()
-    return moved
+        ours = held[name].nodes.keys() if name in held else set()
+        moves.gained |= theirs - ours
+        for node in ours - theirs:
+            moves.lost.setdefault(node, set()).add(name)
+    return moves
 
 
-def miscounted_names(
-    held: Mapping[str, Mapping[str, int]], summaries: Mapping[str, ServiceSummary]
-) -> set[str]:
-    """Names held on the right nodes but not as many times as Consul counts: read them again."""
-    return {
-        name
-        for name, summary in summaries.items()
-        if summary.nodes == held.get(name, {}).keys()
-        and summary.instances != sum(held.get(name, {}).values())
-    }
+def names_to_read(held: Mapping[str, Held], summaries: Mapping[str, ServiceSummary]) -> set[str]:
+    """Names on the right nodes whose count or tags still differ from Consul's: read them."""
+    unexplained = set()
+    for name, summary in summaries.items():
+        entry = held.get(name, Held())
+        if summary.nodes != entry.nodes.keys():
+            continue
+        if summary.instances != sum(entry.nodes.values()) or summary.tags != entry.tags:
+            unexplained.add(name)
+    return unexplained
+
+
+def drop_names(services: NodeServices, names: set[str]) -> None:
+    """Remove a node's instances of ``names``."""
+    for service_id in [sid for sid, inst in services.items() if inst.name in names]:
+        del services[service_id]
 
 
 def replace_service(

@@ -332,9 +332,12 @@ def _apply(
             for name in old_tags.keys() - tags.keys():
                 plan.dirty |= replace_service(inv.services, name, {})
             changed_names = {n for n in tags if tags.get(n) != old_tags.get(n)}
-            # Same names and tags at a new index: an instance moved without a visible
-            # trace in this payload, so every service name is read again.
-            plan.service_names |= changed_names or set(tags)
+            # New names are read by name; anything else (other tags on a known name, or the
+            # same names and tags at a new index) is an instance moved: the summary says where.
+            plan.service_names |= changed_names - old_tags.keys()
+            plan.services_moved |= not (changed_names - old_tags.keys()) or bool(
+                changed_names & old_tags.keys()
+            )
             inv.service_tags = tags
         case "service":
             if not change.service:
@@ -440,9 +443,9 @@ def _apply_items(state: EnricherState, delta: ConsulDelta, plan: ReadPlan) -> se
                 inv.catalog.pop(name, None)
                 inv.services.pop(name, None)
                 inv.failures.pop(name, None)
-            # A node that joins or leaves changes the gossip pool: its member entry (type, and
-            # "left" once it is gone from the catalog) comes from one members read.
-            plan.members |= bool(joined or removed) and inv.members is not None
+            # A node gone from the catalog may still be a member ("left"): one members read says.
+            # A joining node needs none: its status comes from its serfHealth check.
+            plan.members |= bool(removed) and inv.members is not None
             touched = set(parsed) | set(removed)
         case "checks":
             health = parse_serf_health([delta.changed[n] for n in changed])
@@ -452,8 +455,11 @@ def _apply_items(state: EnricherState, delta: ConsulDelta, plan: ReadPlan) -> se
             touched = set(health) | set(removed)
         case "services":
             tags = parse_service_tags({name: delta.changed[name] for name in changed})
+            # A new name is read by name; other tags on a known name may come from an instance
+            # added, removed or re-tagged anywhere: Consul's summary tells where.
+            plan.service_names |= tags.keys() - inv.service_tags.keys()
+            plan.services_moved |= bool(tags.keys() & inv.service_tags.keys())
             inv.service_tags.update(tags)
-            plan.service_names |= set(tags)
             for name in removed:
                 inv.service_tags.pop(name, None)
                 touched |= replace_service(inv.services, name, {})

@@ -13,8 +13,8 @@ from services.enricher.inventory import (
     ServiceSummary,
     build_view,
     held_instances,
-    miscounted_names,
-    moved_nodes,
+    instance_moves,
+    names_to_read,
     parse_catalog_nodes,
     parse_ui_services,
 )
@@ -177,15 +177,25 @@ def _apply(state: EnricherState, delta: ConsulDelta) -> tuple[Outcome, ReadPlan]
     return apply_delta(state, delta, SETTINGS, plan), plan
 
 
-def test_a_joined_node_reads_its_services_and_the_members_only() -> None:
-    """A node delta adds the node and plans one services read and one members read."""
+def test_a_joined_node_reads_its_services_only() -> None:
+    """A node delta adds the node and plans one read: its services."""
     state = _state()
     outcome, plan = _apply(state, _delta("nodes", 11, {"c": _node("c", "10.0.0.3")}))
     assert outcome == "applied"
     assert plan.node_services == {"c"}
-    assert plan.members
+    assert not plan.members
     assert plan.dirty == {"c"}
     assert state.inventory.catalog["c"].addr == "10.0.0.3"
+
+
+def test_a_node_gone_from_the_catalog_reads_the_members_once() -> None:
+    """A node that left may still be a member ("left"): one members read, nothing else."""
+    state = _state()
+    _, plan = _apply(state, _delta("nodes", 11, removed=("a",)))
+    assert plan.members
+    assert not plan.node_services
+    assert "a" not in state.inventory.services
+    assert plan.dirty == {"a"}
 
 
 def test_a_failed_node_changes_its_status_with_no_read() -> None:
@@ -201,13 +211,21 @@ def test_a_failed_node_changes_its_status_with_no_read() -> None:
 
 
 def test_a_removed_service_name_drops_its_instances_and_a_new_one_is_read() -> None:
-    """Names removed lose their instances; new names are read by name."""
+    """Names removed lose their instances; new names are read by name; nothing else is read."""
     state = _state()
     _, plan = _apply(state, _delta("services", 11, {"db": ["primary"]}, ("web",)))
     assert plan.service_names == {"db"}
+    assert not plan.services_moved
     assert state.inventory.services["a"] == {}
     assert plan.dirty == {"a"}
     assert state.inventory.service_tags["db"] == ("primary",)
+
+
+def test_other_tags_on_a_known_name_ask_the_summary_not_the_name() -> None:
+    """A known name's tags changing is an instance added, removed or re-tagged somewhere."""
+    _, plan = _apply(_state(), _delta("services", 11, {"web": ["canary"]}))
+    assert plan.services_moved
+    assert not plan.service_names
 
 
 def test_an_empty_services_delta_plans_the_summary_read() -> None:
@@ -272,21 +290,36 @@ def test_a_whole_resync_forgets_the_item_indexes_it_covers() -> None:
     assert not state.newer_items("nodes", 0)
 
 
-def test_summaries_name_the_nodes_that_gained_or_lost_an_instance() -> None:
-    """Node sets that differ are read by node; same nodes with another count by name."""
+def test_summaries_say_which_nodes_to_read_what_to_drop_and_which_names_to_read() -> None:
+    """Gained nodes are read, lost names dropped, same nodes with another count or tags read."""
     services = {
-        "a": {"web-1": ServiceInstance(name="web"), "db": ServiceInstance(name="db")},
-        "b": {"web-1": ServiceInstance(name="web")},
+        "a": {
+            "web-1": ServiceInstance(name="web", tags=("v1",)),
+            "db": ServiceInstance(name="db"),
+            "cache": ServiceInstance(name="cache"),
+        },
+        "b": {"web-1": ServiceInstance(name="web", tags=("v1",))},
     }
     summaries = parse_ui_services(
         [
-            {"Name": "web", "Nodes": ["a", "b", "c"], "InstanceCount": 3},
-            {"Name": "db", "Nodes": ["a"], "InstanceCount": 2},
+            {"Name": "web", "Nodes": ["a", "b", "c"], "InstanceCount": 3, "Tags": ["v1"]},
+            {"Name": "db", "Nodes": ["a"], "InstanceCount": 2, "Tags": None},
+            {"Name": "api", "Nodes": ["b"], "InstanceCount": 1, "Tags": ["x"]},
             {"Name": "remote", "Nodes": ["x"], "InstanceCount": 1, "PeerName": "other"},
         ]
     )
-    assert summaries["web"] == ServiceSummary(frozenset({"a", "b", "c"}), 3)
+    assert summaries["web"] == ServiceSummary(frozenset({"a", "b", "c"}), 3, frozenset({"v1"}))
     assert "remote" not in summaries
     held = held_instances(services)
-    assert moved_nodes(held, summaries) == {"c"}
-    assert miscounted_names(held, summaries) == {"db"}
+    moves = instance_moves(held, summaries)
+    assert moves.gained == {"b", "c"}
+    assert moves.lost == {"a": {"cache"}}
+    assert names_to_read(held, summaries) == {"db"}
+
+
+def test_a_retagged_instance_on_the_same_nodes_is_read_by_name() -> None:
+    """Same nodes, same count, other tag union: the name is read again."""
+    held = held_instances({"a": {"web": ServiceInstance(name="web", tags=("v1",))}})
+    summaries = {"web": ServiceSummary(frozenset({"a"}), 1, frozenset({"v2"}))}
+    assert not instance_moves(held, summaries).gained
+    assert names_to_read(held, summaries) == {"web"}

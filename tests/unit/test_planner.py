@@ -436,7 +436,7 @@ def test_members_change_dirties_only_changed_members() -> None:
 
 
 def test_new_service_name_reads_that_service_only() -> None:
-    """A service name that appeared (or changed tags) is the only service read."""
+    """A service name that appeared is the only service read."""
     state = _state_with_nodes()
     _apply(state, _change("services", 20, SERVICES))
     _, plan = _apply(state, _change("services", 21, SERVICES | {"snmp_exporter": ["recife"]}))
@@ -445,12 +445,13 @@ def test_new_service_name_reads_that_service_only() -> None:
     assert not plan.members
 
 
-def test_identical_services_at_a_new_index_read_every_name() -> None:
-    """Same names and tags at a higher index read every service name again."""
+def test_identical_services_at_a_new_index_ask_where_instances_moved() -> None:
+    """Same names and tags at a higher index read Consul's summary, not every name."""
     state = _state_with_nodes()
     _apply(state, _change("services", 20, SERVICES))
     _, plan = _apply(state, _change("services", 21, dict(SERVICES)))
-    assert plan.service_names == set(SERVICES)
+    assert plan.services_moved
+    assert not plan.service_names
 
 
 def test_removed_service_name_drops_its_instances() -> None:
