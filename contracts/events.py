@@ -58,6 +58,32 @@ def essentials(watch_type: str, payload: Any) -> Any:
     return [_pick(item, fields) for item in payload] if fields else payload
 
 
+LIST_TYPES = frozenset({"nodes", "checks", "services"})
+"""Watches whose every answer is a whole list: catalog nodes, Serf health checks, names."""
+
+
+def list_items(watch_type: str, payload: Any) -> dict[str, Any]:
+    """The items of a whole-list answer by node or service name, as far as nodeview reads them."""
+    if watch_type == "services":
+        if not isinstance(payload, dict):
+            return {}
+        return {str(name): sorted(str(t) for t in tags or ()) for name, tags in payload.items()}
+    reduced = essentials(watch_type, payload)
+    if not isinstance(reduced, list):
+        return {}
+    items: dict[str, Any] = {}
+    for item in reduced:
+        if isinstance(item, dict) and isinstance(item.get("Node"), str):
+            items[item["Node"]] = item
+    return items
+
+
+def digest_of(value: Any) -> str:
+    """A short digest of a JSON value, independent of key order."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 def _pick(item: Any, fields: tuple[str, ...]) -> Any:
     """The named fields of an object, leaving out empty ones (``omitempty`` in Consul's API)."""
     if not isinstance(item, dict):
@@ -98,10 +124,9 @@ class ConsulChange(BaseModel):
 
     def payload_digest(self) -> str:
         """Digest of what nodeview reads from the payload, equal for every source of a change."""
-        canonical = json.dumps(
-            essentials(self.watch_type, self.payload), sort_keys=True, separators=(",", ":")
-        )
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        if self.watch_type in LIST_TYPES:
+            return digest_of(list_items(self.watch_type, self.payload))
+        return digest_of(essentials(self.watch_type, self.payload))
 
 
 MAX_REASON_LENGTH = 1024

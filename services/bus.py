@@ -239,6 +239,7 @@ async def publish_change(
     change: ConsulChange,
     *,
     delta: ConsulDelta | None = None,
+    digest: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> PublishResult:
     """Publish one Consul answer, whole or as its ``delta``; JetStream stores it once.
@@ -253,7 +254,7 @@ async def publish_change(
             f"{change.watch_type} change is {len(body)} bytes, server max_payload is "
             f"{nc.max_payload}"
         )
-    digest = change.payload_digest()
+    digest = digest or change.payload_digest()
     all_headers = {
         subjects.HEADER_MSG_ID: subjects.msg_id(
             change.watch_type,

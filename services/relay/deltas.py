@@ -3,29 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from contracts.events import SERF_CHECK, ConsulChange, ConsulDelta, DeltaType, essentials
-
-DELTA_TYPES: frozenset[str] = frozenset({"nodes", "checks", "services"})
-"""Watches whose every answer is the whole list: nodes, Serf health checks, service names."""
-
-
-def list_items(watch_type: str, payload: Any) -> dict[str, Any]:
-    """The items of a whole-list answer by node or service name, as far as nodeview reads them."""
-    if watch_type == "services":
-        if not isinstance(payload, dict):
-            return {}
-        return {str(name): sorted(str(t) for t in tags or ()) for name, tags in payload.items()}
-    reduced = essentials(watch_type, payload)
-    if not isinstance(reduced, list):
-        return {}
-    items: dict[str, Any] = {}
-    for item in reduced:
-        if not isinstance(item, dict) or not isinstance(item.get("Node"), str):
-            continue
-        if watch_type == "checks" and item.get("CheckID") != SERF_CHECK:
-            continue
-        items[item["Node"]] = item
-    return items
+from contracts.events import LIST_TYPES, ConsulChange, ConsulDelta, DeltaType
 
 
 @dataclass
@@ -53,12 +31,11 @@ class Differ:
 
     baselines: dict[tuple[str, str | None], Baseline] = field(default_factory=dict)
 
-    def plan(self, change: ConsulChange) -> Plan:
-        """Decide what to publish for one answer."""
-        if change.watch_type not in DELTA_TYPES:
+    def plan(self, change: ConsulChange, items: dict[str, Any]) -> Plan:
+        """Decide what to publish for one answer, given its items (``list_items``)."""
+        if change.watch_type not in LIST_TYPES:
             return change
         base = self.baselines.get((change.watch_type, change.datacenter))
-        items = list_items(change.watch_type, change.payload)
         if (
             base is None
             or change.consul_index < base.index
@@ -86,15 +63,14 @@ class Differ:
             removed=removed,
         )
 
-    def published(self, change: ConsulChange, stream_seq: int) -> None:
+    def published(self, change: ConsulChange, items: dict[str, Any], stream_seq: int) -> None:
         """Make an answer the baseline once it (or its delta) is in the stream.
 
         Two answers published at once may land out of order: the baseline then holds the older,
         and the next delta repeats a few items, which applying twice leaves as they are.
         """
-        if change.watch_type not in DELTA_TYPES:
+        if change.watch_type not in LIST_TYPES:
             return
-        items = list_items(change.watch_type, change.payload)
         key = (change.watch_type, change.datacenter)
         base = self.baselines.get(key)
         if change.filtered_by_acls or (not items and base is not None and base.items):

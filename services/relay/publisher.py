@@ -8,7 +8,15 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from opentelemetry.trace import SpanKind
 
-from contracts.events import MAX_REASON_LENGTH, ConsulChange, ConsulDelta, ResyncRequested
+from contracts.events import (
+    LIST_TYPES,
+    MAX_REASON_LENGTH,
+    ConsulChange,
+    ConsulDelta,
+    ResyncRequested,
+    digest_of,
+    list_items,
+)
 from contracts.subjects import consul_subject, delta_subject
 from services import bus, metrics
 from services.relay.deltas import Baseline, Differ
@@ -39,17 +47,20 @@ class Publisher:
         if self._relay_id is not None and change.relay_id is None:
             # Which relay saw it: two relays' answers are then ordered apart, not as one.
             change = change.model_copy(update={"relay_id": self._relay_id})
-        planned = self._differ.plan(change) if self._differ else change
+        if self._differ is None or change.watch_type not in LIST_TYPES:
+            return await self._publish(change, change, change.payload_digest())
+        # Items and digest are made once per answer: each walks the whole list.
+        items = list_items(change.watch_type, change.payload)
+        planned = self._differ.plan(change, items)
         if isinstance(planned, Baseline):
             metrics.RELAY_PUBLISHED.labels(change.watch_type, change.source, "unchanged").inc()
             return bus.PublishResult(stream_seq=planned.stream_seq, duplicate=True)
-        result = await self._publish(change, planned)
-        if self._differ:
-            self._differ.published(change, result.stream_seq)
+        result = await self._publish(change, planned, digest_of(items))
+        self._differ.published(change, items, result.stream_seq)
         return result
 
     async def _publish(
-        self, change: ConsulChange, item: ConsulChange | ConsulDelta
+        self, change: ConsulChange, item: ConsulChange | ConsulDelta, digest: str
     ) -> bus.PublishResult:
         delta = isinstance(item, ConsulDelta)
         subject = delta_subject(item.watch_type) if delta else consul_subject(item.watch_type)
@@ -72,6 +83,7 @@ class Publisher:
                     self._js,
                     change,
                     delta=item if isinstance(item, ConsulDelta) else None,
+                    digest=digest,
                     headers=inject_headers(),
                 )
             except bus.MessageTooLarge:

@@ -6,7 +6,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts.events import ConsulChange, ConsulDelta
+from contracts.events import ConsulChange, ConsulDelta, list_items
 from contracts.views import ServiceInstance
 from services.enricher.inventory import (
     Member,
@@ -27,7 +27,7 @@ from services.enricher.planner import (
     apply_delta,
 )
 from services.enricher.sites import SitesMap
-from services.relay.deltas import Baseline, Differ, list_items
+from services.relay.deltas import Baseline, Differ
 
 SETTINGS = Settings(sites_key="sites", resync_event="nodeview-resync")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -60,9 +60,13 @@ def _answer(watch_type: str, index: int, payload: Any, **extra: Any) -> ConsulCh
     )
 
 
+def _plan(differ: Differ, change: ConsulChange) -> ConsulChange | ConsulDelta | Baseline:
+    return differ.plan(change, list_items(change.watch_type, change.payload))
+
+
 def _published(differ: Differ, change: ConsulChange) -> ConsulChange | ConsulDelta | Baseline:
-    planned = differ.plan(change)
-    differ.published(change, change.consul_index)
+    planned = _plan(differ, change)
+    differ.published(change, list_items(change.watch_type, change.payload), change.consul_index)
     return planned
 
 
@@ -91,7 +95,7 @@ def test_the_same_answer_from_the_handler_and_the_watcher_is_published_once() ->
     differ = Differ()
     _published(differ, _answer("nodes", 10, [_node("a", "10.0.0.1")]))
     _published(differ, _answer("nodes", 12, [_node("a", "10.0.0.1"), _node("b", "10.0.0.2")]))
-    again = differ.plan(_answer("nodes", 12, [_node("a", "10.0.0.1"), _node("b", "10.0.0.2")]))
+    again = _plan(differ, _answer("nodes", 12, [_node("a", "10.0.0.1"), _node("b", "10.0.0.2")]))
     assert isinstance(again, Baseline)
     assert again.stream_seq == 12
 
@@ -105,15 +109,15 @@ def test_answers_the_enricher_must_judge_whole_are_not_diffed() -> None:
     empty = _answer("nodes", 12, [])
     reused = _answer("nodes", 10, [_node("b", "10.0.0.2")])
     for change in (backwards, filtered, empty, reused):
-        assert differ.plan(change) is change
+        assert _plan(differ, change) is change
 
 
 def test_a_failed_publish_leaves_the_baseline_so_the_change_is_sent_again() -> None:
     """Until ``published`` is called, the next answer is diffed against the older one."""
     differ = Differ()
     _published(differ, _answer("checks", 10, [_serf("a", "passing")]))
-    differ.plan(_answer("checks", 11, [_serf("a", "critical")]))  # publish failed
-    planned = differ.plan(_answer("checks", 12, [_serf("a", "critical")]))
+    _plan(differ, _answer("checks", 11, [_serf("a", "critical")]))  # publish failed
+    planned = _plan(differ, _answer("checks", 12, [_serf("a", "critical")]))
     assert isinstance(planned, ConsulDelta)
     assert planned.changed["a"]["Status"] == "critical"
 
@@ -124,7 +128,7 @@ def test_checks_keep_only_serf_health_and_unchanged_fields_publish_nothing() -> 
     service_check = {"Node": "a", "CheckID": "service:web", "Status": "passing"}
     _published(differ, _answer("checks", 10, [_serf("a", "passing"), service_check]))
     later = [_serf("a", "passing") | {"ModifyIndex": 99}, service_check | {"Status": "critical"}]
-    assert isinstance(differ.plan(_answer("checks", 11, later)), Baseline)
+    assert isinstance(_plan(differ, _answer("checks", 11, later)), Baseline)
     assert list_items("checks", later) == {
         "a": {"Node": "a", "CheckID": "serfHealth", "Status": "passing"}
     }
@@ -134,7 +138,7 @@ def test_a_services_index_move_without_a_visible_change_is_an_empty_delta() -> N
     """An instance added under an existing name moves only the index: the delta says so."""
     differ = Differ()
     _published(differ, _answer("services", 10, {"web": ["a"], "consul": []}))
-    planned = differ.plan(_answer("services", 11, {"consul": [], "web": ["a"]}))
+    planned = _plan(differ, _answer("services", 11, {"consul": [], "web": ["a"]}))
     assert isinstance(planned, ConsulDelta)
     assert planned.moved_only
 
