@@ -26,7 +26,7 @@ from services.enricher import degraded
 from services.enricher.engine import Engine, EngineSettings, ResyncFailed
 from services.enricher.leader import Leadership, LeadershipLost
 from services.enricher.planner import ResyncReason, classify
-from services.enricher.schedule import RequestBatch, ResyncSchedule
+from services.enricher.schedule import RequestBatch, ResyncSchedule, RetryPacing
 from services.enricher.settings import EnricherSettings
 from services.enricher.store import FencedStore, KvViewStore, ViewStore
 from services.enricher.triage import Triage, triage
@@ -473,10 +473,13 @@ class Enricher:
     async def _retry_loop(self) -> None:
         assert self.engine is not None
         last_full = time.monotonic()
+        pacing = RetryPacing(first=self.settings.enricher_retry_interval)
         while True:
             await asyncio.sleep(self.settings.enricher_retry_interval)
             try:
-                await self.engine.retry_pending()
+                if pacing.due() and self.engine.has_pending():
+                    await self.engine.retry_pending()
+                    pacing.tried(still_failing=self.engine.has_pending())
             except LeadershipLost as exc:
                 log.error(  # noqa: TRY400 - the message says all; no traceback needed
                     "enricher lease lost while retrying; back to standby",

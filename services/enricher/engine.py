@@ -225,15 +225,19 @@ class Engine:
         async with self._lock:
             return await self._resync_locked(reason, request_ids, headers or {}, detail=detail)
 
+    def has_pending(self) -> bool:
+        """Tell whether some read failed and waits to be tried again."""
+        return bool(
+            self.pending_nodes
+            or self.pending_services
+            or self.pending_members
+            or self.pending_moved
+        )
+
     async def retry_pending(self) -> CommitResult | None:
         """Read again the nodes and services whose last read failed."""
         async with self._lock:
-            if not (
-                self.pending_nodes
-                or self.pending_services
-                or self.pending_members
-                or self.pending_moved
-            ):
+            if not self.has_pending():
                 return None
             plan = ReadPlan(
                 members=self.pending_members,

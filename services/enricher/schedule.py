@@ -1,5 +1,6 @@
 """When the enricher reads Consul whole, and why: pending reasons, back-off, batched requests."""
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ RESYNC_REQUEST_MIN_INTERVAL_SECONDS = 1.0
 RECHECK_MIN_SECONDS = 2.0
 RECHECK_MAX_SECONDS = 60.0
 """Bounds of the back-off between whole reads while a list answer stays refused or filtered."""
+
+READ_RETRY_MAX_SECONDS = 30.0
+"""Longest pause between tries of Consul reads that keep failing."""
 
 Clock = Callable[[], float]
 M = TypeVar("M")
@@ -109,3 +113,29 @@ class RequestBatch(Generic[M]):
         """Requests whose resync failed wait for the next one."""
         for request_id, message in taken.items():
             self.add(request_id, message)
+
+
+@dataclass
+class RetryPacing:
+    """Failed reads are tried again after ``first`` seconds, then less and less often while they
+    keep failing (doubling up to ``READ_RETRY_MAX_SECONDS``, with jitter so that a fleet does not
+    retry in step); the first success resets the pace."""
+
+    first: float
+    clock: Clock = time.monotonic
+    jitter: Callable[[], float] = random.random
+    _delay: float = 0.0
+    _next_at: float = 0.0
+
+    def due(self) -> bool:
+        """Tell whether the next try may run now."""
+        return self.clock() >= self._next_at
+
+    def tried(self, still_failing: bool) -> None:
+        """Record a try: a failure puts the next one further off, a success resets the pace."""
+        if not still_failing:
+            self._delay = 0.0
+            self._next_at = 0.0
+            return
+        self._delay = next_backoff(self._delay, self.first, READ_RETRY_MAX_SECONDS)
+        self._next_at = self.clock() + self._delay * (0.8 + 0.4 * self.jitter())

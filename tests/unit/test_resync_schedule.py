@@ -1,15 +1,17 @@
-"""The resync schedule: first reason wins, failures back off, requests share one resync."""
+"""Resync schedule and read retries: first reason wins, failures back off, requests batch."""
 
 from dataclasses import dataclass
 
 from services.enricher.planner import ResyncReason
 from services.enricher.schedule import (
+    READ_RETRY_MAX_SECONDS,
     RECHECK_MIN_SECONDS,
     RESYNC_REQUEST_MIN_INTERVAL_SECONDS,
     RESYNC_RETRY_MAX_SECONDS,
     RESYNC_RETRY_MIN_SECONDS,
     RequestBatch,
     ResyncSchedule,
+    RetryPacing,
 )
 
 
@@ -82,3 +84,19 @@ def test_a_burst_of_requests_shares_one_resync_per_interval() -> None:
     batch.put_back(taken)
     clock.now += RESYNC_REQUEST_MIN_INTERVAL_SECONDS
     assert batch.take_due() == taken
+
+
+def test_failing_reads_are_retried_less_and_less_often_with_jitter() -> None:
+    """Each failed retry doubles the pause (within ±20 %), up to the maximum; success resets."""
+    clock = FakeClock()
+    pacing = RetryPacing(first=1.0, clock=clock, jitter=lambda: 1.0)
+    assert pacing.due()
+    for expected in (1.2, 2.4, 4.8, 9.6, 19.2, READ_RETRY_MAX_SECONDS * 1.2):
+        start = clock.now
+        pacing.tried(still_failing=True)
+        clock.now = start + expected - 0.001
+        assert not pacing.due()
+        clock.now = start + expected
+        assert pacing.due()
+    pacing.tried(still_failing=False)
+    assert pacing.due()
