@@ -14,7 +14,6 @@ from contracts.events import ConsulChange, ConsulDelta, utc_now
 from contracts.views import NodeView, ViewMeta
 from services import metrics
 from services.consul import (
-    ConsulClient,
     ConsulError,
     ConsulHTTPError,
     ConsulResponse,
@@ -114,7 +113,9 @@ def _observed_header(observed: datetime | None) -> dict[str, str]:
 class Engine:
     """Owns the enricher state; every entry point is serialised by one lock."""
 
-    def __init__(self, consul: ConsulClient, store: ViewStore, settings: EngineSettings) -> None:
+    def __init__(
+        self, consul: reads.ConsulReads, store: ViewStore, settings: EngineSettings
+    ) -> None:
         self._consul = consul
         self._store = store
         self._settings = settings

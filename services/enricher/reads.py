@@ -5,11 +5,10 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from services import metrics
 from services.consul import (
-    ConsulClient,
     ConsulError,
     ConsulNotFound,
     ConsulResponse,
@@ -36,6 +35,42 @@ PUBLIC_REASONS = {
 }
 """What a view's public ``error`` says per error type; Consul's own text (ACL accessor ids,
 server addresses) goes to the logs only."""
+
+
+class ConsulReads(Protocol):
+    """The Consul reads the enricher makes (``ConsulClient`` is the one real adapter)."""
+
+    @property
+    def main_server(self) -> str:
+        """The first configured server."""
+
+    @property
+    def active_server(self) -> str:
+        """The server that answered last."""
+
+    async def members(self) -> ConsulResponse:
+        """``/v1/agent/members``."""
+
+    async def catalog_nodes(self) -> ConsulResponse:
+        """``/v1/catalog/nodes``."""
+
+    async def catalog_services(self) -> ConsulResponse:
+        """``/v1/catalog/services``."""
+
+    async def serf_health(self) -> ConsulResponse:
+        """``/v1/health/state/any`` filtered to ``serfHealth``."""
+
+    async def kv_get(self, key: str) -> ConsulResponse:
+        """One KV entry (``data`` is ``None`` when missing)."""
+
+    async def ui_services(self) -> ConsulResponse:
+        """``/v1/internal/ui/services``."""
+
+    async def node_services(self, node: str) -> ConsulResponse:
+        """``/v1/catalog/node-services/<node>``."""
+
+    async def catalog_service(self, name: str) -> ConsulResponse:
+        """``/v1/catalog/service/<name>``."""
 
 
 class AclFiltered(Exception):
@@ -90,7 +125,7 @@ class ServiceRead:
     index: int | None = None
 
 
-async def read_node_services(consul: ConsulClient, node: str, addr: str) -> NodeRead:
+async def read_node_services(consul: ConsulReads, node: str, addr: str) -> NodeRead:
     """Read one node's services; a failure is logged, counted and returned, not swallowed."""
     started = time.perf_counter()
     try:
@@ -117,7 +152,7 @@ async def read_node_services(consul: ConsulClient, node: str, addr: str) -> Node
     return NodeRead(node=node, services=services, index=response.index)
 
 
-async def read_service(consul: ConsulClient, name: str) -> ServiceRead:
+async def read_service(consul: ConsulReads, name: str) -> ServiceRead:
     """Read every instance of one service name."""
     try:
         response = await consul.catalog_service(name)
@@ -137,11 +172,11 @@ async def read_service(consul: ConsulClient, name: str) -> ServiceRead:
     return ServiceRead(name=name, instances=instances, index=response.index)
 
 
-async def read_nodes(consul: ConsulClient, nodes: Iterable[tuple[str, str]]) -> list[NodeRead]:
+async def read_nodes(consul: ConsulReads, nodes: Iterable[tuple[str, str]]) -> list[NodeRead]:
     """Read several nodes' services; the client bounds how many run at once."""
     return list(await asyncio.gather(*(read_node_services(consul, n, a) for n, a in nodes)))
 
 
-async def read_services(consul: ConsulClient, names: Iterable[str]) -> list[ServiceRead]:
+async def read_services(consul: ConsulReads, names: Iterable[str]) -> list[ServiceRead]:
     """Read several services' instances; the client bounds how many run at once."""
     return list(await asyncio.gather(*(read_service(consul, name) for name in names)))

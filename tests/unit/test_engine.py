@@ -1,0 +1,141 @@
+"""The engine against in-memory Consul reads: what one change costs, and failed reads shown."""
+
+import pytest
+
+from contracts.events import ConsulDelta
+from services.enricher import degraded
+from services.enricher.engine import Engine, EngineSettings
+from services.enricher.planner import ResyncReason
+from tests.unit.fakes import FakeConsul, Instance, MemoryStore
+
+SETTINGS = EngineSettings(sites_key="sites", resync_event="nodeview-resync", unmapped_label="-")
+
+
+def _cluster(nodes: int = 6) -> FakeConsul:
+    consul = FakeConsul()
+    for i in range(nodes):
+        name = f"n{i}"
+        consul.nodes[name] = f"10.0.0.{i}"
+        consul.serf[name] = "passing"
+        consul.services[name] = {"web": Instance("web", ("v1",), 80)}
+    consul.services["n0"]["db"] = Instance("db", (), 5432)
+    return consul
+
+
+async def _started(consul: FakeConsul) -> tuple[Engine, MemoryStore]:
+    store = MemoryStore()
+    engine = Engine(consul, store, SETTINGS)
+    await engine.resync(ResyncReason.START)
+    consul.calls.clear()
+    return engine, store
+
+
+def _moved(index: int) -> ConsulDelta:
+    """The services list's index moved without a visible change: an instance moved."""
+    return ConsulDelta(watch_type="services", consul_index=index, source="watcher")
+
+
+async def test_a_new_instance_of_a_known_name_reads_the_summary_and_that_node() -> None:
+    """Two reads: where instances moved, then the one node that gained one."""
+    consul = _cluster()
+    engine, store = await _started(consul)
+    consul.services["n3"]["db-2"] = Instance("db", (), 5433)
+    await engine.handle([_moved(200)])
+    assert consul.calls == {"ui_services": 1, "node_services": 1}
+    assert store.views["n3"].services_count == 2
+
+
+async def test_a_removed_instance_is_dropped_with_the_summary_read_only() -> None:
+    """A node that no longer holds a name loses it without a read of its own."""
+    consul = _cluster()
+    consul.services["n4"]["db"] = Instance("db", (), 5432)
+    engine, store = await _started(consul)
+    del consul.services["n4"]["db"]
+    await engine.handle([_moved(200)])
+    assert consul.calls == {"ui_services": 1}
+    assert store.views["n4"].service_names == ("web",)
+
+
+async def test_a_retagged_instance_is_read_by_name() -> None:
+    """Same nodes and count but other tags: the summary, then that one name."""
+    consul = _cluster()
+    engine, store = await _started(consul)
+    consul.services["n2"]["web"] = Instance("web", ("v2",), 80)
+    await engine.handle(
+        [
+            ConsulDelta(
+                watch_type="services",
+                consul_index=200,
+                source="watcher",
+                changed={"web": ["v1", "v2"]},
+            )
+        ]
+    )
+    assert consul.calls == {"ui_services": 1, "catalog_service": 1}
+    assert store.views["n2"].services["web"].tags == ("v2",)
+
+
+@pytest.mark.parametrize("status", [403, 404])
+async def test_a_refused_summary_reads_every_name_and_is_left_alone_a_while(status: int) -> None:
+    """Refused, the summary gives way to one read per name; the next change skips it."""
+    consul = _cluster()
+    consul.refuse["ui_services"] = status
+    engine, store = await _started(consul)
+    consul.services["n5"]["db-2"] = Instance("db", (), 5433)
+    await engine.handle([_moved(200)])
+    assert consul.calls == {"ui_services": 1, "catalog_service": 2}
+    assert store.views["n5"].services_count == 2
+    consul.calls.clear()
+    await engine.handle([_moved(201)])
+    assert consul.calls == {"catalog_service": 2}
+
+
+async def test_a_failed_summary_read_is_degraded_then_retried_until_it_heals() -> None:
+    """The view says it cannot vouch for instance counts until a retry reads them."""
+    consul = _cluster()
+    engine, store = await _started(consul)
+    consul.failing.add("ui_services")
+    consul.services["n1"]["db-2"] = Instance("db", (), 5433)
+    await engine.handle([_moved(200)])
+    assert engine.has_pending()
+    assert degraded.SERVICE_INSTANCES in {item.item for item in engine.degradation.items()}
+    assert store.views["n1"].services_count == 1
+    consul.failing.clear()
+    await engine.retry_pending()
+    assert not engine.has_pending()
+    assert not engine.degradation.items()
+    assert store.views["n1"].services_count == 2
+
+
+async def test_a_failed_read_of_the_node_that_gained_an_instance_marks_that_node() -> None:
+    """The node named by the summary says error (count kept), then heals on retry."""
+    consul = _cluster()
+    engine, store = await _started(consul)
+    consul.failing.add("node_services")
+    consul.services["n2"]["db-2"] = Instance("db", (), 5433)
+    await engine.handle([_moved(200)])
+    assert store.views["n2"].services_status == "error"
+    assert store.views["n2"].services_count == 1
+    consul.failing.clear()
+    await engine.retry_pending()
+    healed = store.views["n2"]
+    assert healed.services_status == "ok"
+    assert healed.services_count == 2
+
+
+async def test_a_failed_node_costs_no_read() -> None:
+    """A serfHealth delta is applied from what it carries."""
+    consul = _cluster()
+    engine, store = await _started(consul)
+    await engine.handle(
+        [
+            ConsulDelta(
+                watch_type="checks",
+                consul_index=200,
+                source="watcher",
+                changed={"n3": {"Node": "n3", "CheckID": "serfHealth", "Status": "critical"}},
+            )
+        ]
+    )
+    assert not consul.calls
+    assert store.views["n3"].status == "dead"
