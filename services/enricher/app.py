@@ -13,7 +13,6 @@ from fastapi import FastAPI
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js import api as js_api
 from nats.js.errors import NotFoundError, ServiceUnavailableError
 from opentelemetry.trace import SpanKind
 
@@ -23,6 +22,7 @@ from contracts.views import Heartbeat
 from services import bus, metrics
 from services.consul import ConsulClient
 from services.enricher import degraded
+from services.enricher.consumer import NATS_ERRORS, JetStreamConsumer
 from services.enricher.engine import Engine, EngineSettings, ResyncFailed
 from services.enricher.leader import Leadership, LeadershipLost
 from services.enricher.planner import ResyncReason, classify
@@ -43,13 +43,6 @@ from services.telemetry import (
 
 log = logging.getLogger("nodeview.enricher")
 
-FETCH_IDLE_SECONDS = 1.0
-"""Longest wait for a first message before the loop checks its stop flags again."""
-
-
-NATS_ERRORS = (nats.errors.Error, bus.BusError, OSError, TimeoutError)
-"""Failures of NATS after which the enricher tries again instead of exiting."""
-
 
 class Enricher:
     """The running enricher: owns the engine and the consumer of the event stream."""
@@ -62,6 +55,7 @@ class Enricher:
         self.engine: Engine | None = None
         self.store: KvViewStore | None = None
         self.leadership: Leadership | None = None
+        self.consumer: JetStreamConsumer | None = None
         self.stopping = asyncio.Event()
         self.lost = asyncio.Event()
         self.schedule = ResyncSchedule()
@@ -158,22 +152,6 @@ class Enricher:
             metrics.ENRICHER_ACTIVE.set(0)
             metrics.set_node_gauges(())
 
-    async def _pull_subscription(self) -> JetStreamContext.PullSubscription:
-        assert self.js is not None
-        config = js_api.ConsumerConfig(
-            durable_name=subjects.CONSUMER_ENRICHER,
-            ack_policy=js_api.AckPolicy.EXPLICIT,
-            ack_wait=self.settings.enricher_ack_wait,
-            max_ack_pending=self.settings.enricher_batch_size * 4,
-            deliver_policy=js_api.DeliverPolicy.ALL,
-        )
-        return await self.js.pull_subscribe(
-            "nodeview.>",
-            durable=subjects.CONSUMER_ENRICHER,
-            stream=subjects.STREAM_EVENTS,
-            config=config,
-        )
-
     async def _resync_when_due(self) -> None:
         """Run the pending resync unless its retry time has not come; never wait for one.
 
@@ -212,11 +190,21 @@ class Enricher:
             return None
         return self.engine.degradation.since(degraded.RESYNC)
 
-    async def _consume(self) -> None:
+    def _consumer(self) -> JetStreamConsumer:
         assert self.js is not None
-        sub = await self._pull_subscription()
+        return JetStreamConsumer(
+            self.js,
+            batch_size=self.settings.enricher_batch_size,
+            batch_wait=self.settings.enricher_batch_wait,
+            ack_wait=self.settings.enricher_ack_wait,
+            nak_delay=self.settings.enricher_nak_delay,
+        )
+
+    async def _consume(self) -> None:
+        consumer = self.consumer = self._consumer()
+        await consumer.open()
         try:
-            await self._consume_from(sub)
+            await self._consume_from(consumer)
         except LeadershipLost as exc:
             # Fenced: the lease may have expired mid-work. What was not acknowledged goes to
             # whoever holds the lock next.
@@ -226,10 +214,9 @@ class Enricher:
             )
             self.lost.set()
         finally:
-            with contextlib.suppress(*NATS_ERRORS, ValueError):
-                await sub.unsubscribe()
+            await consumer.close()
 
-    async def _consume_from(self, sub: JetStreamContext.PullSubscription) -> None:
+    async def _consume_from(self, consumer: JetStreamConsumer) -> None:
         assert self.js is not None
         assert self.engine is not None
         while not (self.stopping.is_set() or self.lost.is_set()):
@@ -246,7 +233,7 @@ class Enricher:
             except ResyncFailed as exc:
                 self._resync_failed(ResyncReason.REQUESTED, exc)
             try:
-                msgs = await self._fetch_batch(sub)
+                msgs = await consumer.fetch()
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except (NotFoundError, ServiceUnavailableError, nats.errors.Error) as exc:
@@ -257,32 +244,11 @@ class Enricher:
                 await asyncio.sleep(1.0)
                 with contextlib.suppress(nats.errors.Error, OSError):
                     await bus.ensure_streams(self.js, self.settings)
-                    sub = await self._pull_subscription()
+                    await consumer.close()
+                    await consumer.open()
                     self.schedule.pending = ResyncReason.STREAM_LOST
                 continue
             await self._handle_batch(msgs)
-
-    async def _fetch_batch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
-        """Wait for a first message, then add those ready within ``ENRICHER_BATCH_WAIT``.
-
-        A lone change is handled at once: when the stream held nothing behind the first
-        message (its ``num_pending``), no window is waited for.
-        """
-        msgs: list[Msg] = await sub.fetch(1, timeout=FETCH_IDLE_SECONDS)
-        rest = min(self.settings.enricher_batch_size - 1, msgs[0].metadata.num_pending)
-        if rest <= 0:
-            return msgs
-        try:
-            msgs += await sub.fetch(rest, timeout=self.settings.enricher_batch_wait)
-        except (nats.errors.TimeoutError, TimeoutError):
-            pass  # nothing more was ready
-        except nats.errors.Error as exc:
-            # Handle what was fetched; a lasting failure shows again on the next first fetch.
-            log.warning(
-                "fetching the rest of a batch failed",
-                extra={"event": "enrich.fetch_failed", "reason": str(exc)},
-            )
-        return msgs
 
     async def _handle_batch(self, msgs: list[Msg]) -> None:
         assert self.engine is not None
@@ -400,33 +366,10 @@ class Enricher:
                 await msg.ack()
 
     async def _dead_letter(self, msg: Msg, reason: str, detail: str) -> None:
-        assert self.js is not None
-        metrics.DEAD_LETTERS.labels(reason).inc()
-        log.error(
-            "message dead-lettered",
-            extra={
-                "event": "enrich.dead_letter",
-                "reason": reason,
-                "detail": detail[:500],
-                "subject": msg.subject,
-                "stream_seq": msg.metadata.sequence.stream,
-            },
-        )
-        headers = {
-            "Nodeview-Dead-Letter-Reason": reason,
-            "Nodeview-Original-Subject": msg.subject,
-            "Nodeview-Original-Sequence": str(msg.metadata.sequence.stream),
-            **{k: v for k, v in (msg.headers or {}).items() if k != subjects.HEADER_MSG_ID},
-        }
-        try:
-            await self.js.publish(subjects.SUBJECT_DEAD_LETTER, msg.data, headers=headers)
-            await msg.term()
-        except NATS_ERRORS:
-            with contextlib.suppress(*NATS_ERRORS):
-                await msg.nak(delay=self.settings.enricher_nak_delay)
-            return
-        # Whatever the message carried is read again from Consul.
-        self.schedule.need(ResyncReason.DEAD_LETTERED)
+        assert self.consumer is not None
+        if await self.consumer.dead_letter(msg, reason, detail):
+            # Whatever the message carried is read again from Consul.
+            self.schedule.need(ResyncReason.DEAD_LETTERED)
 
     async def _heartbeat_loop(self, store: ViewStore) -> None:
         assert self.leadership is not None
@@ -446,7 +389,8 @@ class Enricher:
                         degraded_total=len(self.engine.degradation) if self.engine else 0,
                     )
                 )
-                await self._record_lag()
+                if self.consumer is not None:
+                    await self.consumer.record_lag()
             except LeadershipLost:
                 log.error(  # noqa: TRY400
                     "enricher lock lost; back to standby", extra={"event": "enrich.lock_lost"}
@@ -459,16 +403,6 @@ class Enricher:
                     extra={"event": "enrich.heartbeat_failed", "reason": str(exc)},
                 )
             await asyncio.sleep(interval)
-
-    async def _record_lag(self) -> None:
-        """Export the consumer's lag (undelivered and unacknowledged messages)."""
-        assert self.js is not None
-        try:
-            info = await self.js.consumer_info(subjects.STREAM_EVENTS, subjects.CONSUMER_ENRICHER)
-        except NotFoundError:
-            return
-        metrics.CONSUMER_PENDING.labels("pending").set(info.num_pending or 0)
-        metrics.CONSUMER_PENDING.labels("ack_pending").set(info.num_ack_pending or 0)
 
     async def _retry_loop(self) -> None:
         assert self.engine is not None
