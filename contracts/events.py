@@ -163,6 +163,9 @@ class ConsulDelta(BaseModel):
     schema_version: Literal[2] = SCHEMA_DELTA
     watch_type: DeltaType
     consul_index: int = Field(ge=0)
+    base_index: int = Field(default=0, ge=0)
+    """Index of the relay's earlier answer this one was diffed against: items left out are as
+    they were at that index."""
     datacenter: str | None = Field(default=None, max_length=MAX_NAME_LENGTH)
     source: ChangeSource
     observed_at: datetime = Field(default_factory=utc_now)

@@ -180,10 +180,14 @@ async def ensure_streams(js: JetStreamContext, settings: NatsSettings) -> None:
     ]
     for config in configs:
         try:
-            await js.stream_info(config.name or "")
-            await js.update_stream(config)
+            info = await js.stream_info(config.name or "")
         except NotFoundError:
             await js.add_stream(config)
+            continue
+        # Subjects are only ever added: an older process (a script handler on some Consul
+        # agent) must not take away subjects that newer ones publish on.
+        config.subjects = sorted({*(info.config.subjects or ()), *(config.subjects or ())})
+        await js.update_stream(config)
     await ensure_bucket(js, subjects.BUCKET_NODES, replicas=replicas)
 
 

@@ -25,7 +25,7 @@ from services.enricher import degraded
 from services.enricher.consumer import NATS_ERRORS, JetStreamConsumer
 from services.enricher.engine import Engine, EngineSettings, ResyncFailed
 from services.enricher.leader import Leadership, LeadershipLost
-from services.enricher.planner import ResyncReason, classify
+from services.enricher.planner import ResyncReason, overtaken
 from services.enricher.schedule import RequestBatch, ResyncSchedule, RetryPacing
 from services.enricher.settings import EnricherSettings
 from services.enricher.store import FencedStore, KvViewStore, ViewStore
@@ -258,7 +258,7 @@ class Enricher:
             msgs,
             last_stream_seq=self.last_stream_seq,
             max_deliver=self.settings.enricher_max_deliver,
-            overtaken=lambda change: classify(engine.state, change) == "backwards",
+            overtaken=lambda event: overtaken(engine.state, event),
         )
         self.last_stream_seq = decoded.last_stream_seq
         metrics.REDELIVERIES.inc(decoded.redelivered)

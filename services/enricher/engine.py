@@ -38,6 +38,7 @@ from services.enricher.inventory import (
     same_view,
 )
 from services.enricher.planner import (
+    LIST_ITEMS,
     EnricherState,
     ReadPlan,
     ResyncReason,
@@ -57,6 +58,9 @@ RECENT_RESYNC_IDS = 32
 
 MAX_CONCURRENT_WRITES = 128
 """KV writes awaiting their acknowledgement at once during one commit."""
+
+ENRICHER_READ = "enricher-read"
+"""Observer name of a list the enricher read itself (its index order is Consul's)."""
 
 INTERNAL_REFUSED_STATUSES = (403, 404, 405)
 """Answers of ``/v1/internal/ui/services`` after which every name is read instead."""
@@ -253,6 +257,8 @@ class Engine:
 
     async def _execute(self, plan: ReadPlan) -> None:
         inv = self.state.inventory
+        for watch_type in sorted(plan.reread):
+            await self._reread(watch_type, plan)
         if plan.members:
             await self._read_members(plan)
         node_targets = [(n, self._addr(n)) for n in sorted(plan.node_services) if inv.knows(n)]
@@ -265,6 +271,39 @@ class Engine:
             plan.dirty |= self._apply_service_read(inv, service_read)
         if plan.services_moved:
             await self._read_moved_instances(plan)
+
+    async def _reread(self, watch_type: str, plan: ReadPlan) -> None:
+        """Read one list whole and apply it like a watch answer (its reads join ``plan``)."""
+        fetch = {
+            "nodes": self._consul.catalog_nodes,
+            "checks": self._consul.serf_health,
+            "services": self._consul.catalog_services,
+        }[watch_type]
+        try:
+            response = await fetch()
+        except ConsulError as exc:
+            # Shown as degraded: the enricher reads Consul whole again, with back-off, until
+            # the list is sound.
+            kind = reads.error_kind(exc)
+            self.degradation.mark(LIST_ITEMS[watch_type], reads.public_reason(kind))
+            log.warning(
+                "list read failed",
+                extra={"event": "enrich.list_read_failed", "type": watch_type, "reason": str(exc)},
+            )
+            return
+        answer = ConsulChange(
+            watch_type=watch_type,
+            consul_index=response.index or 0,
+            datacenter=self._settings.datacenter,
+            source="watcher",
+            relay_id=ENRICHER_READ,
+            payload=response.data,
+            filtered_by_acls=response.filtered_by_acls,
+        )
+        step = ReadPlan()
+        apply_change(self.state, answer, self._plan_settings, step)
+        step.reread.clear()
+        plan.merge(step)
 
     def _apply_node_reads(self, node_reads: Sequence[reads.NodeRead], plan: ReadPlan) -> None:
         """Apply node reads; a failed one marks the node and is read again later."""

@@ -51,6 +51,7 @@ class ResyncReason(StrEnum):
     PERIODIC = "periodic"
     DEGRADED_ANSWER = "degraded_answer"
     INDEX_RESET = "index_reset"
+    COMPACTION = "compaction"
     USER_EVENT = "user_event"
     REQUESTED = "requested"
 
@@ -136,6 +137,9 @@ class ReadPlan:
     service_names: set[str] = field(default_factory=set)
     services_moved: bool = False
     """An instance was added, moved or removed without a visible trace in the names list."""
+    reread: set[str] = field(default_factory=set)
+    """Lists (``nodes``, ``checks``, ``services``) to read whole: a delta could not vouch for
+    the items it left out."""
     full_resync: ResyncReason | None = None
     """Why a full resync is needed, or ``None``."""
     index_reset: bool = False
@@ -154,6 +158,7 @@ class ReadPlan:
             or self.node_services
             or self.service_names
             or self.services_moved
+            or self.reread
             or self.full_resync
         )
 
@@ -163,6 +168,7 @@ class ReadPlan:
         self.node_services |= other.node_services
         self.service_names |= other.service_names
         self.services_moved |= other.services_moved
+        self.reread |= other.reread
         self.full_resync = self.full_resync or other.full_resync
         self.index_reset |= other.index_reset
         self.dirty |= other.dirty
@@ -368,13 +374,30 @@ def _keep_newer(
     state.forget_items({change.watch_type}, change.consul_index)
 
 
+MAX_ITEM_INDEXES = 100_000
+"""Per-item indexes kept at most; past it a resync makes the whole lists the baseline again."""
+
+
+def overtaken(state: EnricherState, event: ConsulChange | ConsulDelta) -> bool:
+    """Tell whether a redelivered event is already passed by what was applied since.
+
+    Left to ``apply_*`` it would look like Consul's index going backwards.
+    """
+    if isinstance(event, ConsulChange):
+        return classify(state, event) == "backwards"
+    last = state.event_index.get((event.watch_type, None))
+    return last is not None and event.consul_index < last
+
+
 def apply_delta(
     state: EnricherState, delta: ConsulDelta, settings: Settings, plan: ReadPlan
 ) -> Outcome:
     """Apply what one list answer changed, item by item, to ``state``; add the reads it needs.
 
     An item applies when the delta is newer than the last whole list of its type and than the
-    last delta that set that item: deltas from two relays, or repeated, apply in any order.
+    last delta that set that item. Items a delta leaves out are as they were at its base; where
+    the enricher may hold a newer state of one (another relay's delta or a whole read between
+    the base and this index), that list is read whole.
     """
     served = settings.datacenter or state.datacenter
     if delta.datacenter and served and delta.datacenter != served:
@@ -392,28 +415,45 @@ def apply_delta(
     if delta.consul_index <= state.seen_index.get(key, 0):
         return "superseded"
     try:
-        touched = _apply_items(state, delta, plan)
+        fresh, touched = _apply_items(state, delta, plan)
     except BadConsulPayload:
         return "bad_payload"
+    if _omissions_unsure(state, delta):
+        plan.reread.add(delta.watch_type)
     if last is None or delta.consul_index >= last:
         state.event_index[key] = delta.consul_index
         state.event_source[key] = delta.origin
         state.event_observed[key] = delta.observed_at
-    item = _LIST_ITEMS[delta.watch_type]
+    if len(state.item_index) > MAX_ITEM_INDEXES:
+        plan.full_resync = plan.full_resync or ResyncReason.COMPACTION
+    item = LIST_ITEMS[delta.watch_type]
     plan.sound.add(item)
     plan.degraded.pop(item, None)
     for node in touched:
         state.inventory.node_index[node] = max(
             state.inventory.node_index.get(node, 0), delta.consul_index
         )
-    return "applied" if touched or delta.moved_only or plan.service_names else "superseded"
+    return "applied" if fresh or delta.moved_only else "superseded"
 
 
-_LIST_ITEMS = {
+LIST_ITEMS = {
+    # The degraded item of each list a delta or a read can leave unsure.
     "nodes": degraded.NODES_LIST,
     "checks": degraded.CHECKS_LIST,
     "services": degraded.SERVICES_LIST,
 }
+
+
+def _omissions_unsure(state: EnricherState, delta: ConsulDelta) -> bool:
+    """Tell whether an item the delta leaves out may hold a state set after its base."""
+    low, high = delta.base_index, delta.consul_index
+    if low < state.seen_index.get((delta.watch_type, None), 0) < high:
+        return True
+    named = delta.changed.keys() | set(delta.removed)
+    return any(
+        kind == delta.watch_type and low < at < high and key not in named
+        for (kind, key), at in state.item_index.items()
+    )
 
 
 def _fresh_items(state: EnricherState, delta: ConsulDelta, keys: Iterable[str]) -> list[str]:
@@ -427,45 +467,53 @@ def _fresh_items(state: EnricherState, delta: ConsulDelta, keys: Iterable[str]) 
     return fresh
 
 
-def _apply_items(state: EnricherState, delta: ConsulDelta, plan: ReadPlan) -> set[str]:
-    """Apply a delta's fresh items; return the nodes whose view may change."""
+def _apply_items(state: EnricherState, delta: ConsulDelta, plan: ReadPlan) -> tuple[bool, set[str]]:
+    """Apply a delta's fresh items; return whether any was fresh and the nodes touched.
+
+    Everything is parsed before any index is recorded: a bad copy leaves none behind.
+    """
     inv = state.inventory
     touched: set[str] = set()
-    changed = _fresh_items(state, delta, delta.changed)
-    removed = _fresh_items(state, delta, delta.removed)
     match delta.watch_type:
         case "nodes":
-            parsed = parse_catalog_nodes([delta.changed[n] for n in changed])
-            joined = parsed.keys() - inv.catalog.keys()
-            inv.catalog.update(parsed)
+            parsed = parse_catalog_nodes(list(delta.changed.values()))
+            changed = _fresh_items(state, delta, parsed)
+            removed = _fresh_items(state, delta, delta.removed)
+            joined = set(changed) - inv.catalog.keys()
+            inv.catalog.update({name: parsed[name] for name in changed})
             plan.node_services |= joined
             for name in removed:
                 inv.catalog.pop(name, None)
                 inv.services.pop(name, None)
                 inv.failures.pop(name, None)
+                inv.node_index.pop(name, None)
             # A node gone from the catalog may still be a member ("left"): one members read says.
             # A joining node needs none: its status comes from its serfHealth check.
             plan.members |= bool(removed) and inv.members is not None
-            touched = set(parsed) | set(removed)
         case "checks":
-            health = parse_serf_health([delta.changed[n] for n in changed])
-            inv.serf_health.update(health)
+            health = parse_serf_health(list(delta.changed.values()))
+            changed = _fresh_items(state, delta, health)
+            removed = _fresh_items(state, delta, delta.removed)
+            inv.serf_health.update({name: health[name] for name in changed})
             for name in removed:
                 inv.serf_health.pop(name, None)
-            touched = set(health) | set(removed)
         case "services":
-            tags = parse_service_tags({name: delta.changed[name] for name in changed})
+            tags = parse_service_tags(delta.changed)
+            changed = _fresh_items(state, delta, tags)
+            removed = _fresh_items(state, delta, delta.removed)
             # A new name is read by name; other tags on a known name may come from an instance
             # added, removed or re-tagged anywhere: Consul's summary tells where.
-            plan.service_names |= tags.keys() - inv.service_tags.keys()
-            plan.services_moved |= bool(tags.keys() & inv.service_tags.keys())
-            inv.service_tags.update(tags)
+            plan.service_names |= set(changed) - inv.service_tags.keys()
+            plan.services_moved |= bool(inv.service_tags.keys() & set(changed))
+            inv.service_tags.update({name: tags[name] for name in changed})
             for name in removed:
                 inv.service_tags.pop(name, None)
                 touched |= replace_service(inv.services, name, {})
             plan.services_moved |= delta.moved_only
+    if delta.watch_type != "services":
+        touched = set(changed) | set(removed)
     plan.dirty |= touched
-    return touched
+    return bool(changed or removed), touched
 
 
 def _members_disagreeing(inv: Inventory, health: Mapping[str, str]) -> set[str]:

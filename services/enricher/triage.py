@@ -36,7 +36,7 @@ class Triage:
     superseded: int = 0
     """Messages left undecoded because a newer one of the same watched thing is in the batch."""
     late: list[Event] = field(default_factory=list)
-    """Redelivered changes already overtaken by what was applied since (not applied again)."""
+    """Redelivered answers already overtaken by what was applied since (not applied again)."""
     redelivered: int = 0
     gap: bool = False
     """A first delivery skipped stream sequences: something may have been lost."""
@@ -92,12 +92,12 @@ def triage(
     *,
     last_stream_seq: int,
     max_deliver: int,
-    overtaken: Callable[[ConsulChange], bool],
+    overtaken: Callable[[Event], bool],
 ) -> Triage:
     """Sort one fetch into what to apply, acknowledge, dead-letter or skip.
 
-    ``overtaken`` tells a redelivered whole answer that what was applied since has passed (it
-    would otherwise look like Consul's index going backwards).
+    ``overtaken`` tells a redelivered answer that what was applied since has passed (it would
+    otherwise look like Consul's index going backwards).
     """
     out = Triage(last_stream_seq=last_stream_seq)
     superseded = superseded_in_batch(msgs)
@@ -128,7 +128,7 @@ def triage(
             out.resyncs.append((msg, item))
             continue
         out.to_ack.append(msg)
-        if meta.num_delivered > 1 and isinstance(item, ConsulChange) and overtaken(item):
+        if meta.num_delivered > 1 and overtaken(item):
             out.late.append(item)
         else:
             out.changes.append(item)

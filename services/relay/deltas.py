@@ -13,6 +13,8 @@ class Baseline:
     index: int
     items: dict[str, Any]
     stream_seq: int
+    source: str
+    """Which of the relay's sources delivered it (``watcher`` or ``http``)."""
 
 
 Plan = ConsulChange | ConsulDelta | Baseline
@@ -24,9 +26,11 @@ already holds it)."""
 class Differ:
     """The relay's last published answer of each list watch, to publish only what changed.
 
-    Shared by the watcher and the HTTP handler of one relay: the same answer from both is
-    published once. The baseline moves only once a publish succeeded, so a failed publish is
-    diffed again, never lost.
+    Shared by the watcher and the HTTP handler of one relay (which serialises each list's
+    plan → publish → ``published``): the same answer from both is published once. The
+    baseline moves only once a publish succeeded; after a failed publish, or an answer the
+    enricher merges rather than applies (ACL-filtered or empty), there is none and the next
+    answer goes out whole.
     """
 
     baselines: dict[tuple[str, str | None], Baseline] = field(default_factory=dict)
@@ -36,15 +40,13 @@ class Differ:
         if change.watch_type not in LIST_TYPES:
             return change
         base = self.baselines.get((change.watch_type, change.datacenter))
-        if (
-            base is None
-            or change.consul_index < base.index
-            or change.filtered_by_acls
-            or (not items and base.items)
-        ):
-            # First answer, an index reset, or an answer the enricher must judge whole
-            # (ACL-filtered or empty): published as it is.
+        if base is None or change.filtered_by_acls or (not items and base.items):
+            # First answer, or one the enricher must judge whole: published as it is.
             return change
+        if change.consul_index < base.index:
+            # From the same source, Consul's index went backwards: a reset, sent whole. From
+            # the other source it is only a late copy of what the baseline already passed.
+            return change if change.source == base.source else base
         if change.consul_index == base.index:
             # The same answer from another source, or a reused index after a reset.
             return base if items == base.items else change
@@ -55,6 +57,7 @@ class Differ:
         return ConsulDelta(
             watch_type=cast("DeltaType", change.watch_type),
             consul_index=change.consul_index,
+            base_index=base.index,
             datacenter=change.datacenter,
             source=change.source,
             observed_at=change.observed_at,
@@ -64,16 +67,17 @@ class Differ:
         )
 
     def published(self, change: ConsulChange, items: dict[str, Any], stream_seq: int) -> None:
-        """Make an answer the baseline once it (or its delta) is in the stream.
-
-        Two answers published at once may land out of order: the baseline then holds the older,
-        and the next delta repeats a few items, which applying twice leaves as they are.
-        """
+        """Make an answer the baseline once it (or its delta) is in the stream."""
         if change.watch_type not in LIST_TYPES:
             return
         key = (change.watch_type, change.datacenter)
-        base = self.baselines.get(key)
-        if change.filtered_by_acls or (not items and base is not None and base.items):
-            # Compared with the last whole answer, the next one shows what changed meanwhile.
+        if change.filtered_by_acls or not items:
+            # The enricher merges such an answer instead of applying it: what it left out
+            # cannot be diffed against. The next answer goes out whole.
+            self.baselines.pop(key, None)
             return
-        self.baselines[key] = Baseline(change.consul_index, items, stream_seq)
+        self.baselines[key] = Baseline(change.consul_index, items, stream_seq, change.source)
+
+    def failed(self, change: ConsulChange) -> None:
+        """A publish failed: it may still have been stored, so the next answer goes out whole."""
+        self.baselines.pop((change.watch_type, change.datacenter), None)

@@ -1,5 +1,6 @@
 """Publishing of changes to JetStream, with dedup ids, metrics and one log line each."""
 
+import asyncio
 import logging
 import uuid
 
@@ -41,6 +42,7 @@ class Publisher:
         self._relay_id = relay_id
         self._differ = differ
         """Without one (a script handler lives for one answer), every list goes out whole."""
+        self._locks: dict[tuple[str, str | None], asyncio.Lock] = {}
 
     async def publish(self, change: ConsulChange) -> bus.PublishResult:
         """Publish one change, or what it changed, and record what the stream did with it."""
@@ -51,12 +53,19 @@ class Publisher:
             return await self._publish(change, change, change.payload_digest())
         # Items and digest are made once per answer: each walks the whole list.
         items = list_items(change.watch_type, change.payload)
-        planned = self._differ.plan(change, items)
-        if isinstance(planned, Baseline):
-            metrics.RELAY_PUBLISHED.labels(change.watch_type, change.source, "unchanged").inc()
-            return bus.PublishResult(stream_seq=planned.stream_seq, duplicate=True)
-        result = await self._publish(change, planned, digest_of(items))
-        self._differ.published(change, items, result.stream_seq)
+        lock = self._locks.setdefault((change.watch_type, change.datacenter), asyncio.Lock())
+        async with lock:
+            # One answer of a list at a time, so each is diffed against the one before it.
+            planned = self._differ.plan(change, items)
+            if isinstance(planned, Baseline):
+                metrics.RELAY_PUBLISHED.labels(change.watch_type, change.source, "unchanged").inc()
+                return bus.PublishResult(stream_seq=planned.stream_seq, duplicate=True)
+            try:
+                result = await self._publish(change, planned, digest_of(items))
+            except BaseException:
+                self._differ.failed(change)
+                raise
+            self._differ.published(change, items, result.stream_seq)
         return result
 
     async def _publish(

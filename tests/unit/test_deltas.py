@@ -25,6 +25,7 @@ from services.enricher.planner import (
     Settings,
     apply_change,
     apply_delta,
+    overtaken,
 )
 from services.enricher.sites import SitesMap
 from services.relay.deltas import Baseline, Differ
@@ -112,14 +113,36 @@ def test_answers_the_enricher_must_judge_whole_are_not_diffed() -> None:
         assert _plan(differ, change) is change
 
 
-def test_a_failed_publish_leaves_the_baseline_so_the_change_is_sent_again() -> None:
-    """Until ``published`` is called, the next answer is diffed against the older one."""
+def test_after_a_failed_publish_the_next_answer_goes_out_whole() -> None:
+    """A failed publish may still have been stored: no baseline can be trusted after it."""
     differ = Differ()
     _published(differ, _answer("checks", 10, [_serf("a", "passing")]))
-    _plan(differ, _answer("checks", 11, [_serf("a", "critical")]))  # publish failed
-    planned = _plan(differ, _answer("checks", 12, [_serf("a", "critical")]))
+    failed = _answer("checks", 11, [_serf("a", "critical")])
+    _plan(differ, failed)
+    differ.failed(failed)
+    reverted = _answer("checks", 12, [_serf("a", "passing")])
+    assert _plan(differ, reverted) is reverted
+
+
+def test_after_an_acl_filtered_answer_the_next_one_goes_out_whole() -> None:
+    """The enricher merged the filtered answer: a later revert must reach it whole."""
+    differ = Differ()
+    _published(differ, _answer("checks", 10, [_serf("a", "passing"), _serf("b", "passing")]))
+    _published(differ, _answer("checks", 11, [_serf("a", "critical")], filtered_by_acls=True))
+    reverted = _answer("checks", 12, [_serf("a", "passing"), _serf("b", "passing")])
+    assert _plan(differ, reverted) is reverted
+
+
+def test_a_late_answer_from_the_other_source_is_not_a_reset() -> None:
+    """The HTTP handler delivering an index the watcher already passed publishes nothing."""
+    differ = Differ()
+    _published(differ, _answer("checks", 43, [_serf("a", "critical")]))
+    late = _answer("checks", 42, [_serf("a", "passing")]).model_copy(update={"source": "http"})
+    assert isinstance(_plan(differ, late), Baseline)
+    planned = _published(differ, _answer("checks", 44, [_serf("a", "passing")]))
     assert isinstance(planned, ConsulDelta)
-    assert planned.changed["a"]["Status"] == "critical"
+    assert planned.changed["a"]["Status"] == "passing"
+    assert planned.base_index == 43
 
 
 def test_checks_keep_only_serf_health_and_unchanged_fields_publish_nothing() -> None:
@@ -149,10 +172,12 @@ def _delta(
     changed: dict[str, Any] | None = None,
     removed: tuple[str, ...] = (),
     relay: str = "r1",
+    base: int = 10,
 ) -> ConsulDelta:
     return ConsulDelta(
         watch_type=watch_type,
         consul_index=index,
+        base_index=base,
         source="watcher",
         relay_id=relay,
         observed_at=T0,
@@ -327,3 +352,42 @@ def test_a_retagged_instance_on_the_same_nodes_is_read_by_name() -> None:
     summaries = {"web": ServiceSummary(frozenset({"a"}), 1, frozenset({"v2"}))}
     assert not instance_moves(held, summaries).gained
     assert names_to_read(held, summaries) == {"web"}
+
+
+def test_a_relay_that_skipped_an_answer_cannot_vouch_for_what_it_left_out() -> None:
+    """Relay B diffs 10 → 13 while relay A's 12 set a node B leaves out: read the list whole."""
+    state = _state()
+    _, first = _apply(state, _delta("checks", 12, {"a": _serf("a", "critical")}, relay="A"))
+    assert not first.reread
+    _, second = _apply(
+        state, _delta("checks", 13, {"b": _serf("b", "critical")}, relay="B", base=10)
+    )
+    assert second.reread == {"checks"}
+
+
+def test_one_relays_chain_of_deltas_needs_no_list_read() -> None:
+    """Each delta's base is the previous one's index: what they leave out is known."""
+    state = _state()
+    for index, node in ((11, "a"), (12, "b"), (13, "a")):
+        _, plan = _apply(
+            state, _delta("checks", index, {node: _serf(node, "warning")}, base=index - 1)
+        )
+        assert not plan.reread
+
+
+def test_a_bad_delta_leaves_no_item_index_so_a_good_copy_applies() -> None:
+    """A delta that does not parse records nothing; the same items from a sound copy apply."""
+    state = _state()
+    bad = _delta("nodes", 11, {"c": {"Node": "c", "Address": 7}})
+    assert _apply(state, bad)[0] == "bad_payload"
+    good = _delta("nodes", 11, {"c": _node("c", "10.0.0.3")}, relay="r2")
+    assert _apply(state, good)[0] == "applied"
+    assert state.inventory.catalog["c"].addr == "10.0.0.3"
+
+
+def test_a_redelivered_delta_below_the_last_applied_is_overtaken_not_a_reset() -> None:
+    """After a nacked batch comes back, its older deltas are late copies, not an index reset."""
+    state = _state()
+    _apply(state, _delta("nodes", 50, {"c": _node("c", "10.0.0.3")}))
+    assert overtaken(state, _delta("nodes", 49, {"c": _node("c", "10.0.0.3")}))
+    assert not overtaken(state, _delta("nodes", 51, {"c": _node("c", "10.0.0.4")}))

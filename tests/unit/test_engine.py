@@ -32,7 +32,9 @@ async def _started(consul: FakeConsul) -> tuple[Engine, MemoryStore]:
 
 def _moved(index: int) -> ConsulDelta:
     """The services list's index moved without a visible change: an instance moved."""
-    return ConsulDelta(watch_type="services", consul_index=index, source="watcher")
+    return ConsulDelta(
+        watch_type="services", consul_index=index, base_index=index - 1, source="watcher"
+    )
 
 
 async def test_a_new_instance_of_a_known_name_reads_the_summary_and_that_node() -> None:
@@ -66,6 +68,7 @@ async def test_a_retagged_instance_is_read_by_name() -> None:
             ConsulDelta(
                 watch_type="services",
                 consul_index=200,
+                base_index=100,
                 source="watcher",
                 changed={"web": ["v1", "v2"]},
             )
@@ -132,6 +135,7 @@ async def test_a_failed_node_costs_no_read() -> None:
             ConsulDelta(
                 watch_type="checks",
                 consul_index=200,
+                base_index=100,
                 source="watcher",
                 changed={"n3": {"Node": "n3", "CheckID": "serfHealth", "Status": "critical"}},
             )
@@ -139,3 +143,24 @@ async def test_a_failed_node_costs_no_read() -> None:
     )
     assert not consul.calls
     assert store.views["n3"].status == "dead"
+
+
+async def test_a_delta_diffed_before_a_newer_read_reads_its_list_whole() -> None:
+    """Items it leaves out are as at its base: older than the resync's read, so one list read."""
+    consul = _cluster()
+    engine, store = await _started(consul)
+    consul.serf["n4"] = "critical"
+    consul.index = 250
+    await engine.handle(
+        [
+            ConsulDelta(
+                watch_type="checks",
+                consul_index=200,
+                base_index=50,
+                source="watcher",
+                changed={"n1": {"Node": "n1", "CheckID": "serfHealth", "Status": "passing"}},
+            )
+        ]
+    )
+    assert consul.calls == {"serf_health": 1}
+    assert store.views["n4"].status == "dead"

@@ -9,6 +9,7 @@ from nats.aio.msg import Msg
 
 from contracts import subjects
 from contracts.events import ConsulChange, ConsulDelta
+from services.enricher.planner import EnricherState, overtaken
 from services.enricher.triage import observed_at, superseded_in_batch, triage
 
 
@@ -110,7 +111,7 @@ def _delta_body(index: int, node: str) -> bytes:
     )
 
 
-def _never(change: ConsulChange) -> bool:
+def _never(event: ConsulChange | ConsulDelta) -> bool:
     return False
 
 
@@ -155,7 +156,10 @@ def test_a_redelivered_whole_answer_already_overtaken_is_not_applied_again() -> 
     msg = _delivered(
         subjects.consul_subject("nodes"), change.model_dump_json().encode(), 4, delivered=2
     )
-    out = triage([msg], last_stream_seq=9, max_deliver=5, overtaken=lambda c: True)
+    state = EnricherState()
+    state.event_index[("nodes", None)] = 5
+    state.event_source[("nodes", None)] = change.origin
+    out = triage([msg], last_stream_seq=9, max_deliver=5, overtaken=lambda e: overtaken(state, e))
     assert out.late == [change]
     assert not out.changes
     assert out.to_ack == [msg]
