@@ -585,6 +585,13 @@ class Engine:
             self._rebase_pending = False
         else:
             self.state.settle(read)
+            for watch_type, before, after in (
+                ("nodes", old.catalog, inv.catalog),
+                ("checks", old.serf_health, inv.serf_health),
+                ("services", old.service_tags, inv.service_tags),
+            ):
+                if before:  # a first read changes everything and contradicts nothing
+                    self.state.record_changes(watch_type, before, after, read[(watch_type, None)])
         self.pending_nodes.clear()
         self.pending_members = False
         if members_read is not None:

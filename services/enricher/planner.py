@@ -121,6 +121,20 @@ class EnricherState:
             if key[0] not in types or (up_to is not None and index > up_to)
         }
 
+    def record_changes(
+        self, watch_type: str, old: Mapping[str, object], new: Mapping[str, object], index: int
+    ) -> None:
+        """Give the items a whole read changed that read's index.
+
+        A later delta diffed from before that read says nothing of such an item when it
+        left it out: the item is then read again (see ``apply_delta``).
+        """
+        for key in old.keys() | new.keys():
+            if old.get(key) != new.get(key):
+                self.item_index[(watch_type, key)] = max(
+                    self.item_index.get((watch_type, key), 0), index
+                )
+
     def newer_items(self, watch_type: str, index: int) -> set[str]:
         """Items of ``watch_type`` that a delta set after ``index``."""
         return {
@@ -372,6 +386,7 @@ def _keep_newer(
         else:
             new.pop(key, None)
     state.forget_items({change.watch_type}, change.consul_index)
+    state.record_changes(change.watch_type, old, new, change.consul_index)
 
 
 MAX_ITEM_INDEXES = 100_000
@@ -396,8 +411,8 @@ def apply_delta(
 
     An item applies when the delta is newer than the last whole list of its type and than the
     last delta that set that item. Items a delta leaves out are as they were at its base; where
-    the enricher may hold a newer state of one (another relay's delta or a whole read between
-    the base and this index), that list is read whole.
+    the enricher holds a state of one set between the base and this index (by another relay's
+    delta, or a whole read that changed it), that list is read whole.
     """
     served = settings.datacenter or state.datacenter
     if delta.datacenter and served and delta.datacenter != served:
@@ -447,8 +462,6 @@ LIST_ITEMS = {
 def _omissions_unsure(state: EnricherState, delta: ConsulDelta) -> bool:
     """Tell whether an item the delta leaves out may hold a state set after its base."""
     low, high = delta.base_index, delta.consul_index
-    if low < state.seen_index.get((delta.watch_type, None), 0) < high:
-        return True
     named = delta.changed.keys() | set(delta.removed)
     return any(
         kind == delta.watch_type and low < at < high and key not in named

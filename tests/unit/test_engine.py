@@ -146,21 +146,27 @@ async def test_a_failed_node_costs_no_read() -> None:
 
 
 async def test_a_delta_diffed_before_a_newer_read_reads_its_list_whole() -> None:
-    """Items it leaves out are as at its base: older than the resync's read, so one list read."""
+    """A read changed n4 between a delta's base and index; the delta leaves n4 out: re-read."""
     consul = _cluster()
     engine, store = await _started(consul)
     consul.serf["n4"] = "critical"
+    consul.index = 150
+    await engine.resync(ResyncReason.PERIODIC)
+    assert store.views["n4"].status == "dead"
+    consul.serf["n4"] = "passing"
     consul.index = 250
+    consul.calls.clear()
     await engine.handle(
         [
             ConsulDelta(
                 watch_type="checks",
                 consul_index=200,
-                base_index=50,
+                base_index=120,
                 source="watcher",
                 changed={"n1": {"Node": "n1", "CheckID": "serfHealth", "Status": "passing"}},
             )
         ]
     )
     assert consul.calls == {"serf_health": 1}
-    assert store.views["n4"].status == "dead"
+    reverted = store.views["n4"]
+    assert reverted.status == "alive"
