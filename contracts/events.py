@@ -3,9 +3,15 @@
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
+
+DeltaType = Literal["nodes", "checks", "services"]
+"""Watches whose every answer is a whole list (catalog nodes, Serf health checks, service
+names), which the relay diffs into deltas."""
+
+LIST_TYPES: frozenset[str] = frozenset(get_args(DeltaType))
 
 WatchType = Literal["nodes", "services", "service", "checks", "key", "event", "members"]
 ChangeSource = Literal["script", "http", "watcher"]
@@ -56,10 +62,6 @@ def essentials(watch_type: str, payload: Any) -> Any:
         ]
     fields = _ESSENTIAL_FIELDS.get(watch_type)
     return [_pick(item, fields) for item in payload] if fields else payload
-
-
-LIST_TYPES = frozenset({"nodes", "checks", "services"})
-"""Watches whose every answer is a whole list: catalog nodes, Serf health checks, names."""
 
 
 def list_items(watch_type: str, payload: Any) -> dict[str, Any]:
@@ -143,9 +145,6 @@ class ResyncRequested(BaseModel):
     reason: str = Field(max_length=MAX_REASON_LENGTH)
     requested_at: datetime = Field(default_factory=utc_now)
 
-
-DeltaType = Literal["nodes", "checks", "services"]
-"""Watches whose Consul answer is a whole list, which the relay diffs into deltas."""
 
 SCHEMA_DELTA: Literal[2] = 2
 """Version of the ``ConsulDelta`` contract (``ConsulChange`` is version 1)."""

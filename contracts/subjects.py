@@ -20,6 +20,8 @@ SUBJECT_CMD_RESYNC = "nodeview.cmd.resync"
 
 SUBJECT_CMD_ALL = "nodeview.cmd.>"
 STREAM_EVENTS_SUBJECTS = (SUBJECT_CONSUL_ALL, SUBJECT_DELTA_ALL, SUBJECT_CMD_ALL)
+SUBJECT_EVENTS_ALL = "nodeview.>"
+"""What the enricher's consumer takes from the stream: every change and command."""
 
 STREAM_DEAD_LETTER = "NODEVIEW_DLQ"
 """Stream that keeps poison messages for inspection."""

@@ -14,6 +14,7 @@ import httpx
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from contracts.events import SERF_CHECK
 from services import metrics
 from services.backoff import next_backoff
 from services.config import ConsulSettings
@@ -44,9 +45,12 @@ a single one is that endpoint's problem and pauses only its own path."""
 ALL_PATHS = ""
 """Pause key of every read (no request path is empty)."""
 
-SERF_FILTER = 'CheckID == "serfHealth"'
+SERF_FILTER = f'CheckID == "{SERF_CHECK}"'
 """go-bexpr filter keeping the Serf health check of each node (a Consul that predates filters
 ignores it and answers every check: readers pick ``serfHealth`` either way)."""
+
+UI_SERVICES = "/v1/internal/ui/services"
+"""Consul's own UI summary of every service name (an internal endpoint: it may be refused)."""
 
 BLOCKING_WAIT_MAX_SECONDS = 600.0
 """Consul caps ``wait`` at 10 minutes."""
@@ -532,7 +536,7 @@ class ConsulClient:
 
     async def ui_services(self) -> ConsulResponse:
         """Read the summary of every service name: its nodes and instance count (internal)."""
-        return await self.get("/v1/internal/ui/services", endpoint="/v1/internal/ui/services")
+        return await self.get(UI_SERVICES, endpoint=UI_SERVICES)
 
     async def kv_get(
         self, key: str, *, index: int | None = None, wait: float | None = None

@@ -25,7 +25,8 @@ CONSUL_SERVER_FALLBACK = Counter(
 )
 CONSUL_INTERNAL_FALLBACK = Counter(
     "nodeview_consul_internal_fallback_total",
-    "Reads done through public endpoints because Consul refused an internal one.",
+    "Times Consul refused an internal endpoint; for five minutes after each, the enricher "
+    "reads through public endpoints instead.",
     ["endpoint", "status"],
 )
 CONSUL_NODE_ENRICH_FAILURES = Counter(

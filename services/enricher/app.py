@@ -411,7 +411,9 @@ class Enricher:
         while True:
             await asyncio.sleep(self.settings.enricher_retry_interval)
             try:
-                if pacing.due() and self.engine.has_pending():
+                if not self.engine.has_pending():
+                    pacing.tried(still_failing=False)
+                elif pacing.due():
                     await self.engine.retry_pending()
                     pacing.tried(still_failing=self.engine.has_pending())
             except LeadershipLost as exc:

@@ -61,7 +61,7 @@ class JetStreamConsumer:
             deliver_policy=js_api.DeliverPolicy.ALL,
         )
         self.sub = await self.js.pull_subscribe(
-            "nodeview.>",
+            subjects.SUBJECT_EVENTS_ALL,
             durable=subjects.CONSUMER_ENRICHER,
             stream=subjects.STREAM_EVENTS,
             config=config,

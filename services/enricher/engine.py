@@ -14,6 +14,7 @@ from contracts.events import ConsulChange, ConsulDelta, utc_now
 from contracts.views import NodeView, ViewMeta
 from services import metrics
 from services.consul import (
+    UI_SERVICES,
     ConsulError,
     ConsulHTTPError,
     ConsulResponse,
@@ -62,14 +63,12 @@ MAX_CONCURRENT_WRITES = 128
 ENRICHER_READ = "enricher-read"
 """Observer name of a list the enricher read itself (its index order is Consul's)."""
 
-INTERNAL_REFUSED_STATUSES = (403, 404, 405)
-"""Answers of ``/v1/internal/ui/services`` after which every name is read instead."""
+REFUSED_STATUSES = (403, 404, 405)
+"""Answers of an endpoint this Consul does not let nodeview use (ACL, no such endpoint): the
+enricher does without it (members: statuses from serfHealth; the summary: every name read)."""
 
 INTERNAL_RETRY_SECONDS = 300.0
 """How long a refused internal endpoint is not asked again."""
-
-MEMBERS_UNAVAILABLE_STATUSES = (403, 404, 405)
-"""Answers of ``/v1/agent/members`` after which node status comes from ``serfHealth`` instead."""
 
 
 class ResyncFailed(Exception):
@@ -332,13 +331,18 @@ class Engine:
             response = await self._consul.ui_services()
             summaries = parse_ui_services(reads.unfiltered(response, "the service summaries"))
         except ConsulHTTPError as exc:
-            if exc.status not in INTERNAL_REFUSED_STATUSES:
+            if exc.status not in REFUSED_STATUSES:
                 self._moved_read_failed(exc)
                 return
-            self._internal_refused(exc)
+            self._internal_refused(str(exc.status))
             await self._read_every_name(plan)
             return
-        except (ConsulError, BadConsulPayload, reads.AclFiltered) as exc:
+        except reads.AclFiltered:
+            # A summary the token may only partly read cannot say where instances moved.
+            self._internal_refused("acl_filtered")
+            await self._read_every_name(plan)
+            return
+        except (ConsulError, BadConsulPayload) as exc:
             self._moved_read_failed(exc)
             return
         self.pending_moved = False
@@ -372,16 +376,16 @@ class Engine:
             extra={"event": "enrich.summaries_failed", "reason": str(exc), "error_type": kind},
         )
 
-    def _internal_refused(self, exc: ConsulHTTPError) -> None:
+    def _internal_refused(self, status: str) -> None:
         """Remember that Consul refuses its internal summary; say so once per period."""
-        metrics.CONSUL_INTERNAL_FALLBACK.labels("/v1/internal/ui/services", str(exc.status)).inc()
+        metrics.CONSUL_INTERNAL_FALLBACK.labels(UI_SERVICES, status).inc()
         self._internal_refused_until = time.monotonic() + INTERNAL_RETRY_SECONDS
         log.warning(
             "Consul refused its internal service summary; reading every service name instead",
             extra={
                 "event": "enrich.internal_refused",
-                "endpoint": "/v1/internal/ui/services",
-                "status": exc.status,
+                "endpoint": UI_SERVICES,
+                "status": status,
                 "retry_in_s": INTERNAL_RETRY_SECONDS,
             },
         )
@@ -621,7 +625,7 @@ class Engine:
         try:
             response = await self._consul.members()
         except ConsulHTTPError as exc:
-            if exc.status in MEMBERS_UNAVAILABLE_STATUSES:
+            if exc.status in REFUSED_STATUSES:
                 return None
             raise
         return parse_members(response.data)

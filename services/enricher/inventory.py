@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from contracts.events import SERF_CHECK
 from contracts.views import NodeStatus, NodeType, NodeView, ServiceInstance
 from services.enricher.sites import SitesMap
 
@@ -14,7 +15,7 @@ CONSUL_SERVICE = "consul"
 SERF_ALIVE = 1
 SERF_LEFT = 3
 SERF_FAILED = 4
-SERF_HEALTH_CHECK = "serfHealth"
+SERF_HEALTH_CHECK = SERF_CHECK
 
 NodeServices = dict[str, ServiceInstance]
 

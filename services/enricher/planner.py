@@ -35,7 +35,7 @@ NOT_RECORDED: frozenset[Outcome] = frozenset({"bad_payload", "ignored", "refused
 """Outcomes whose index is not recorded: a good copy of the same change from another source
 must still apply, and things nodeview does not watch leave no state behind."""
 
-T = TypeVar("T")
+Value = TypeVar("Value")
 
 
 class ResyncReason(StrEnum):
@@ -377,7 +377,7 @@ def _apply(
 
 
 def _keep_newer(
-    state: EnricherState, change: ConsulChange, new: dict[str, T], old: Mapping[str, T]
+    state: EnricherState, change: ConsulChange, new: dict[str, Value], old: Mapping[str, Value]
 ) -> None:
     """Items a delta set after this whole answer was read keep the delta's state."""
     for key in state.newer_items(change.watch_type, change.consul_index):

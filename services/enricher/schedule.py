@@ -23,8 +23,11 @@ RECHECK_MAX_SECONDS = 60.0
 READ_RETRY_MAX_SECONDS = 30.0
 """Longest pause between tries of Consul reads that keep failing."""
 
+JITTER_FRACTION = 0.2
+"""A retry pause is spread this much either way."""
+
 Clock = Callable[[], float]
-M = TypeVar("M")
+Message = TypeVar("Message")
 
 
 @dataclass
@@ -86,7 +89,7 @@ class ResyncSchedule:
 
 
 @dataclass
-class RequestBatch(Generic[M]):
+class RequestBatch(Generic[Message]):
     """Resync requests waiting for a resync that covers them, keyed by request id.
 
     Requests that arrive while one runs, or within the interval after it started, wait for
@@ -94,14 +97,14 @@ class RequestBatch(Generic[M]):
     """
 
     clock: Clock = time.monotonic
-    waiting: dict[str, M] = field(default_factory=dict)
+    waiting: dict[str, Message] = field(default_factory=dict)
     _next_at: float = 0.0
 
-    def add(self, request_id: str, message: M) -> None:
+    def add(self, request_id: str, message: Message) -> None:
         """Keep a request until a resync covers it (a redelivery collapses with it)."""
         self.waiting.setdefault(request_id, message)
 
-    def take_due(self) -> dict[str, M]:
+    def take_due(self) -> dict[str, Message]:
         """The requests one resync now serves, if the interval since the last one has passed."""
         if not self.waiting or self.clock() < self._next_at:
             return {}
@@ -109,7 +112,7 @@ class RequestBatch(Generic[M]):
         self._next_at = self.clock() + RESYNC_REQUEST_MIN_INTERVAL_SECONDS
         return taken
 
-    def put_back(self, taken: dict[str, M]) -> None:
+    def put_back(self, taken: dict[str, Message]) -> None:
         """Requests whose resync failed wait for the next one."""
         for request_id, message in taken.items():
             self.add(request_id, message)
@@ -117,9 +120,11 @@ class RequestBatch(Generic[M]):
 
 @dataclass
 class RetryPacing:
-    """Failed reads are tried again after ``first`` seconds, then less and less often while they
-    keep failing (doubling up to ``READ_RETRY_MAX_SECONDS``, with jitter so that a fleet does not
-    retry in step); the first success resets the pace."""
+    """When failed reads are tried again: after ``first`` seconds, then less and less often.
+
+    The pause doubles up to ``READ_RETRY_MAX_SECONDS`` while they keep failing, spread by
+    ``JITTER_FRACTION`` so that a fleet does not retry in step; a success resets it.
+    """
 
     first: float
     clock: Clock = time.monotonic
@@ -138,4 +143,5 @@ class RetryPacing:
             self._next_at = 0.0
             return
         self._delay = next_backoff(self._delay, self.first, READ_RETRY_MAX_SECONDS)
-        self._next_at = self.clock() + self._delay * (0.8 + 0.4 * self.jitter())
+        spread = 1 - JITTER_FRACTION + 2 * JITTER_FRACTION * self.jitter()
+        self._next_at = self.clock() + self._delay * spread

@@ -24,8 +24,8 @@ class Instance:
 class FakeConsul:
     """A catalog in memory answering the enricher's reads in Consul's JSON shapes.
 
-    ``refuse`` makes an endpoint answer a 4xx status, ``failing`` makes it unavailable;
-    ``calls`` counts the reads by endpoint.
+    ``refuse`` makes an endpoint answer a 4xx status, ``failing`` makes it unavailable,
+    ``filtered`` marks its answers ACL-filtered; ``calls`` counts the reads by endpoint.
     """
 
     nodes: dict[str, str] = field(default_factory=dict)
@@ -35,6 +35,8 @@ class FakeConsul:
     serf: dict[str, str] = field(default_factory=dict)
     refuse: dict[str, int] = field(default_factory=dict)
     failing: set[str] = field(default_factory=set)
+    filtered: set[str] = field(default_factory=set)
+    """Endpoints whose answers say Consul's ACLs left items out."""
     calls: Counter[str] = field(default_factory=Counter)
     index: int = 100
 
@@ -58,7 +60,12 @@ class FakeConsul:
         if status is not None:
             raise ConsulHTTPError(str(status), endpoint=endpoint, server=SERVER, status=status)
         return ConsulResponse(
-            data=data, index=self.index, known_leader=True, last_contact_ms=0, server=SERVER
+            data=data,
+            index=self.index,
+            known_leader=True,
+            last_contact_ms=0,
+            server=SERVER,
+            filtered_by_acls=endpoint in self.filtered,
         )
 
     async def members(self) -> ConsulResponse:

@@ -170,3 +170,15 @@ async def test_a_delta_diffed_before_a_newer_read_reads_its_list_whole() -> None
     assert consul.calls == {"serf_health": 1}
     reverted = store.views["n4"]
     assert reverted.status == "alive"
+
+
+async def test_an_acl_filtered_summary_gives_way_to_reading_every_name() -> None:
+    """A summary the token only partly reads cannot say where instances moved."""
+    consul = _cluster()
+    consul.filtered.add("ui_services")
+    engine, store = await _started(consul)
+    consul.services["n5"]["db-2"] = Instance("db", (), 5433)
+    await engine.handle([_moved(200)])
+    assert consul.calls == {"ui_services": 1, "catalog_service": 2}
+    assert store.views["n5"].services_count == 2
+    assert not engine.has_pending()
