@@ -23,9 +23,10 @@ from services import bus, metrics
 from services.consul import ConsulClient
 from services.enricher import degraded
 from services.enricher.consumer import NATS_ERRORS, JetStreamConsumer
+from services.enricher.deltas import overtaken
 from services.enricher.engine import Engine, EngineSettings, ResyncFailed
 from services.enricher.leader import Leadership, LeadershipLost
-from services.enricher.planner import ResyncReason, overtaken
+from services.enricher.planner import ResyncReason
 from services.enricher.schedule import RequestBatch, ResyncSchedule, RetryPacing
 from services.enricher.settings import EnricherSettings
 from services.enricher.store import FencedStore, KvViewStore, ViewStore

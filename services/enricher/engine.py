@@ -5,7 +5,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -14,13 +14,13 @@ from contracts.events import ConsulChange, ConsulDelta, utc_now
 from contracts.views import NodeView, ViewMeta
 from services import metrics
 from services.consul import (
-    UI_SERVICES,
     ConsulError,
     ConsulHTTPError,
     ConsulResponse,
 )
 from services.enricher import degraded, reads
 from services.enricher.degraded import Degradation
+from services.enricher.deltas import LIST_ITEMS, apply_delta
 from services.enricher.inventory import (
     BadConsulPayload,
     Inventory,
@@ -34,22 +34,21 @@ from services.enricher.inventory import (
     parse_members,
     parse_serf_health,
     parse_service_tags,
-    parse_ui_services,
     replace_service,
     same_view,
 )
 from services.enricher.planner import (
-    LIST_ITEMS,
     EnricherState,
     ReadPlan,
     ResyncReason,
     Settings,
     apply_change,
-    apply_delta,
     coalesce,
 )
 from services.enricher.sites import BadSitesDocument, SitesMap, decode_kv_value, parse_sites
 from services.enricher.store import ViewStore
+from services.enricher.summary import ServiceSummaries
+from services.enricher.writes import NodeGauges, bounded_all
 from services.telemetry import inject_headers, tracer
 
 log = logging.getLogger("nodeview.enricher")
@@ -57,18 +56,8 @@ log = logging.getLogger("nodeview.enricher")
 RECENT_RESYNC_IDS = 32
 """Completed resync request ids kept in the meta entry, for flush waiters."""
 
-MAX_CONCURRENT_WRITES = 128
-"""KV writes awaiting their acknowledgement at once during one commit."""
-
 ENRICHER_READ = "enricher-read"
 """Observer name of a list the enricher read itself (its index order is Consul's)."""
-
-REFUSED_STATUSES = (403, 404, 405)
-"""Answers of an endpoint this Consul does not let nodeview use (ACL, no such endpoint): the
-enricher does without it (members: statuses from serfHealth; the summary: every name read)."""
-
-INTERNAL_RETRY_SECONDS = 300.0
-"""How long a refused internal endpoint is not asked again."""
 
 
 class ResyncFailed(Exception):
@@ -137,7 +126,7 @@ class Engine:
         """The last members read failed: statuses may be stale until a retry succeeds."""
         self.pending_moved = False
         """The last read of where instances moved failed: counts may be stale until a retry."""
-        self._internal_refused_until = 0.0
+        self._summaries = ServiceSummaries(consul)
         self.unwritten: set[str] = set()
         self.resynced = False
         self.degradation = Degradation()
@@ -324,26 +313,13 @@ class Engine:
         retried until it succeeds.
         """
         inv = self.state.inventory
-        if time.monotonic() < self._internal_refused_until:
-            await self._read_every_name(plan)
-            return
         try:
-            response = await self._consul.ui_services()
-            summaries = parse_ui_services(reads.unfiltered(response, "the service summaries"))
-        except ConsulHTTPError as exc:
-            if exc.status not in REFUSED_STATUSES:
-                self._moved_read_failed(exc)
-                return
-            self._internal_refused(str(exc.status))
-            await self._read_every_name(plan)
-            return
-        except reads.AclFiltered:
-            # A summary the token may only partly read cannot say where instances moved.
-            self._internal_refused("acl_filtered")
-            await self._read_every_name(plan)
-            return
+            summaries = await self._summaries.read()
         except (ConsulError, BadConsulPayload) as exc:
             self._moved_read_failed(exc)
+            return
+        if summaries is None:
+            await self._read_every_name(plan)
             return
         self.pending_moved = False
         self.degradation.clear(degraded.SERVICE_INSTANCES)
@@ -374,20 +350,6 @@ class Engine:
         log.warning(
             "service summaries read failed; instance counts kept until a retry succeeds",
             extra={"event": "enrich.summaries_failed", "reason": str(exc), "error_type": kind},
-        )
-
-    def _internal_refused(self, status: str) -> None:
-        """Remember that Consul refuses its internal summary; say so once per period."""
-        metrics.CONSUL_INTERNAL_FALLBACK.labels(UI_SERVICES, status).inc()
-        self._internal_refused_until = time.monotonic() + INTERNAL_RETRY_SECONDS
-        log.warning(
-            "Consul refused its internal service summary; reading every service name instead",
-            extra={
-                "event": "enrich.internal_refused",
-                "endpoint": UI_SERVICES,
-                "status": status,
-                "retry_in_s": INTERNAL_RETRY_SECONDS,
-            },
         )
 
     def _apply_service_read(self, inv: Inventory, service_read: reads.ServiceRead) -> set[str]:
@@ -625,7 +587,7 @@ class Engine:
         try:
             response = await self._consul.members()
         except ConsulHTTPError as exc:
-            if exc.status in REFUSED_STATUSES:
+            if exc.status in reads.REFUSED_STATUSES:
                 return None
             raise
         return parse_members(response.data)
@@ -684,7 +646,7 @@ class Engine:
             metrics.forget_node(node)
             result.deleted += 1
 
-        await _bounded_all(
+        await bounded_all(
             [functools.partial(put, view) for view in views]
             + [functools.partial(delete, node) for node in gone]
         )
@@ -717,52 +679,3 @@ class Engine:
 
     def _update_gauges(self) -> None:
         self._gauges.export()
-
-
-@dataclass
-class NodeGauges:
-    """Counts behind the node gauges, kept in step with each write instead of recounted."""
-
-    by_status: Counter[str] = field(default_factory=Counter)
-    errors: int = 0
-
-    @classmethod
-    def of(cls, views: Iterable[NodeView]) -> "NodeGauges":
-        """Count a whole set of views."""
-        gauges = cls()
-        for view in views:
-            gauges.replace(None, view)
-        return gauges
-
-    def replace(self, old: NodeView | None, new: NodeView | None) -> None:
-        """Account for one view replaced (``None``: none before, or none after)."""
-        if old is not None:
-            self.by_status[old.status] -= 1
-            self.errors -= old.services_status == "error"
-        if new is not None:
-            self.by_status[new.status] += 1
-            self.errors += new.services_status == "error"
-
-    def export(self) -> None:
-        """Set the Prometheus gauges from the counts."""
-        metrics.set_node_counts(self.by_status, self.errors)
-
-
-async def _bounded_all(writes: Sequence[Callable[[], Awaitable[None]]]) -> None:
-    """Run the writes, ``MAX_CONCURRENT_WRITES`` at a time; after a failure start no more."""
-    limit = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
-    failures: list[BaseException] = []
-
-    async def run(write: Callable[[], Awaitable[None]]) -> None:
-        async with limit:
-            if failures:
-                return
-            try:
-                await write()
-            except Exception as exc:  # noqa: BLE001 -- re-raised below, after the others stop
-                failures.append(exc)
-
-    await asyncio.gather(*(run(write) for write in writes))
-    if failures:
-        # The nodes not written stay in ``unwritten`` and go out with the next commit.
-        raise failures[0]

@@ -23,6 +23,10 @@ from services.enricher.inventory import (
 
 log = logging.getLogger("nodeview.enricher")
 
+REFUSED_STATUSES = (403, 404, 405)
+"""Answers of an endpoint this Consul does not let nodeview use (ACL, no such endpoint): the
+enricher does without it (members: statuses from serfHealth; the summary: every name read)."""
+
 PUBLIC_REASONS = {
     "timeout": "Consul did not answer in time",
     "unavailable": "no Consul server gave an answer",

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from contracts.events import ConsulChange, ConsulDelta, list_items
 from contracts.views import ServiceInstance
+from services.enricher.deltas import apply_delta, overtaken
 from services.enricher.inventory import (
     Member,
     ServiceSummary,
@@ -24,8 +25,6 @@ from services.enricher.planner import (
     ReadPlan,
     Settings,
     apply_change,
-    apply_delta,
-    overtaken,
 )
 from services.enricher.sites import SitesMap
 from services.relay.deltas import Baseline, Differ

@@ -9,7 +9,8 @@ from nats.aio.msg import Msg
 
 from contracts import subjects
 from contracts.events import ConsulChange, ConsulDelta
-from services.enricher.planner import EnricherState, overtaken
+from services.enricher.deltas import overtaken
+from services.enricher.planner import EnricherState
 from services.enricher.triage import observed_at, superseded_in_batch, triage
 
 
