@@ -59,6 +59,7 @@ def apply_delta(
         plan.index_reset = True
         return "backwards"
     if delta.consul_index <= state.seen_index.get(key, 0):
+        state.note_newer_event(key, delta.consul_index, delta.origin, delta.observed_at)
         return "superseded"
     try:
         fresh, touched = _apply_items(state, delta, plan)
@@ -66,10 +67,7 @@ def apply_delta(
         return "bad_payload"
     if _omissions_unsure(state, delta):
         plan.reread.add(delta.watch_type)
-    if last is None or delta.consul_index >= last:
-        state.event_index[key] = delta.consul_index
-        state.event_source[key] = delta.origin
-        state.event_observed[key] = delta.observed_at
+    state.note_newer_event(key, delta.consul_index, delta.origin, delta.observed_at)
     if len(state.item_index) > MAX_ITEM_INDEXES:
         plan.full_resync = plan.full_resync or ResyncReason.COMPACTION
     item = LIST_ITEMS[delta.watch_type]
@@ -131,9 +129,10 @@ def _apply_items(state: EnricherState, delta: ConsulDelta, plan: ReadPlan) -> tu
                 inv.services.pop(name, None)
                 inv.failures.pop(name, None)
                 inv.node_index.pop(name, None)
-            # A node gone from the catalog may still be a member ("left"): one members read says.
-            # A joining node needs none: its status comes from its serfHealth check.
-            plan.members |= bool(removed) and inv.members is not None
+            # A node that joins or leaves changes the gossip pool: one members read gives its
+            # type and, once it is gone from the catalog, its "left" (and that of any node that
+            # joined and left between two answers, which no delta names).
+            plan.members |= bool(joined or removed) and inv.members is not None
         case "checks":
             health = parse_serf_health(list(delta.changed.values()))
             changed = _fresh_items(state, delta, health)

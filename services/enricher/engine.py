@@ -247,13 +247,18 @@ class Engine:
         inv = self.state.inventory
         for watch_type in sorted(plan.reread):
             await self._reread(watch_type, plan)
-        if plan.members:
-            await self._read_members(plan)
         node_targets = [(n, self._addr(n)) for n in sorted(plan.node_services) if inv.knows(n)]
-        node_results, service_results = await asyncio.gather(
+        # The members read runs beside the node reads: a join waits for one round trip, not two.
+        _, node_results, service_results = await asyncio.gather(
+            self._read_members(plan) if plan.members else asyncio.sleep(0),
             reads.read_nodes(self._consul, node_targets),
             reads.read_services(self._consul, sorted(plan.service_names)),
         )
+        read = {node for node, _ in node_targets}
+        late = [(n, self._addr(n)) for n in sorted(plan.node_services - read) if inv.knows(n)]
+        if late:
+            # Members the members read just found.
+            node_results += await reads.read_nodes(self._consul, late)
         self._apply_node_reads(node_results, plan)
         for service_read in service_results:
             plan.dirty |= self._apply_service_read(inv, service_read)

@@ -121,6 +121,26 @@ class EnricherState:
             if key[0] not in types or (up_to is not None and index > up_to)
         }
 
+    def note_event(
+        self, key: tuple[str, str | None], index: int, origin: str, observed: datetime
+    ) -> None:
+        """Remember the last event of a watched thing: its index, observer and time."""
+        self.event_index[key] = index
+        self.event_source[key] = origin
+        self.event_observed[key] = observed
+
+    def note_newer_event(
+        self, key: tuple[str, str | None], index: int, origin: str, observed: datetime
+    ) -> None:
+        """Remember an event that changed nothing (a read already covered it) if it is newer.
+
+        A relay's answer already covered by a resync's read is still where that relay's index
+        stands: its next answer lower than it is Consul's index going backwards.
+        """
+        last = self.event_index.get(key)
+        if last is None or index > last:
+            self.note_event(key, index, origin, observed)
+
     def record_changes(
         self, watch_type: str, old: Mapping[str, object], new: Mapping[str, object], index: int
     ) -> None:
@@ -260,11 +280,11 @@ def apply_change(
     if skip == "backwards":
         plan.full_resync = plan.full_resync or ResyncReason.INDEX_RESET
         plan.index_reset = True
-        state.event_index[key] = change.consul_index
-        state.event_source[key] = change.origin
-        state.event_observed[key] = change.observed_at
+        state.note_event(key, change.consul_index, change.origin, change.observed_at)
         return skip
     if skip is not None:
+        if change.watch_type != "event":
+            state.note_newer_event(key, change.consul_index, change.origin, change.observed_at)
         return skip
     try:
         outcome = _apply(state, change, settings, plan)
@@ -272,9 +292,7 @@ def apply_change(
         outcome = "bad_payload"
     if outcome in NOT_RECORDED:
         return outcome
-    state.event_index[key] = change.consul_index
-    state.event_source[key] = change.origin
-    state.event_observed[key] = change.observed_at
+    state.note_event(key, change.consul_index, change.origin, change.observed_at)
     state.seen_index[key] = change.consul_index
     for node in plan.dirty:
         state.inventory.node_index[node] = max(

@@ -205,13 +205,13 @@ def _apply(state: EnricherState, delta: ConsulDelta) -> tuple[Outcome, ReadPlan]
     return apply_delta(state, delta, SETTINGS, plan), plan
 
 
-def test_a_joined_node_reads_its_services_only() -> None:
-    """A node delta adds the node and plans one read: its services."""
+def test_a_joined_node_reads_its_services_and_the_members() -> None:
+    """A node delta adds the node and plans two reads: its services and the members list."""
     state = _state()
     outcome, plan = _apply(state, _delta("nodes", 11, {"c": _node("c", "10.0.0.3")}))
     assert outcome == "applied"
     assert plan.node_services == {"c"}
-    assert not plan.members
+    assert plan.members
     assert plan.dirty == {"c"}
     assert state.inventory.catalog["c"].addr == "10.0.0.3"
 
