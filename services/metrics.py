@@ -2,6 +2,7 @@
 
 import collections
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -136,3 +137,32 @@ def forget_node(node: str) -> None:
     }
     for kind in kinds:
         CONSUL_NODE_ENRICH_FAILURES.remove(node, kind)
+
+
+@dataclass
+class NodeGauges:
+    """Counts behind the node gauges, kept in step with each write instead of recounted."""
+
+    by_status: collections.Counter[str] = field(default_factory=collections.Counter)
+    errors: int = 0
+
+    @classmethod
+    def of(cls, views: Iterable[NodeView]) -> "NodeGauges":
+        """Count a whole set of views."""
+        gauges = cls()
+        for view in views:
+            gauges.replace(None, view)
+        return gauges
+
+    def replace(self, old: NodeView | None, new: NodeView | None) -> None:
+        """Account for one view replaced (``None``: none before, or none after)."""
+        if old is not None:
+            self.by_status[old.status] -= 1
+            self.errors -= old.services_status == "error"
+        if new is not None:
+            self.by_status[new.status] += 1
+            self.errors += new.services_status == "error"
+
+    def export(self) -> None:
+        """Set the Prometheus gauges from the counts."""
+        set_node_counts(self.by_status, self.errors)

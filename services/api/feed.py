@@ -164,7 +164,7 @@ class Feed:
         metrics.EVENT_TO_VIEW.observe(max(seconds, 0.0))
 
     def _update_gauges(self) -> None:
-        metrics.set_node_gauges(self.state.nodes.values())
+        self.state.gauges.export()
 
     def _publish(self, delta: Delta) -> None:
         if delta.kind in ("none", "heartbeat"):

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from contracts import subjects
 from contracts.views import Heartbeat, NodeEntry, NodeView, ViewMeta
+from services import metrics
 
 _ENTRY_FIELDS = tuple(NodeEntry.model_fields)
 
@@ -62,6 +63,8 @@ class ViewState:
         self.meta: ViewMeta | None = None
         self.heartbeat: Heartbeat | None = None
         self._entries: dict[str, dict[str, Any]] = {}
+        self.gauges = metrics.NodeGauges()
+        """Counts behind the node gauges, kept in step with each change."""
         self._bodies: OrderedDict[tuple[str | None, str | None, bool], Body] = OrderedDict()
 
     def apply(self, key: str, value: bytes, deleted: bool) -> Delta:
@@ -90,6 +93,7 @@ class ViewState:
             return Delta("none")
         old = self.nodes.get(view.node)
         self.nodes[view.node] = view
+        self.gauges.replace(old, view)
         if old is not None:
             self._forget_addr(old)
         self.by_addr[view.addr] = view
@@ -103,6 +107,7 @@ class ViewState:
         self._entries.pop(node, None)
         if old is None:
             return Delta("none")
+        self.gauges.replace(old, None)
         self._forget_addr(old)
         self._bodies.clear()
         return Delta("node_deleted", {"node": old.node, "addr": old.addr})

@@ -48,10 +48,13 @@ from services.enricher.planner import (
 from services.enricher.sites import BadSitesDocument, SitesMap, decode_kv_value, parse_sites
 from services.enricher.store import ViewStore
 from services.enricher.summary import ServiceSummaries
-from services.enricher.writes import NodeGauges, bounded_all
+from services.enricher.writes import bounded_all
 from services.telemetry import inject_headers, tracer
 
 log = logging.getLogger("nodeview.enricher")
+
+YIELD_EVERY_VIEWS = 500
+"""Views built between two yields to the event loop during one commit."""
 
 RECENT_RESYNC_IDS = 32
 """Completed resync request ids kept in the meta entry, for flush waiters."""
@@ -118,7 +121,7 @@ class Engine:
         )
         self.state = EnricherState()
         self.published: dict[str, NodeView] = {}
-        self._gauges = NodeGauges()
+        self._gauges = metrics.NodeGauges()
         self.meta = ViewMeta(generation=0, synced_at=utc_now())
         self.pending_nodes: set[str] = set()
         self.pending_services: set[str] = set()
@@ -137,7 +140,7 @@ class Engine:
     def restore(self, views: Mapping[str, NodeView], meta: ViewMeta | None) -> None:
         """Start from what an earlier enricher left in the bucket, so only changes are written."""
         self.published = dict(views)
-        self._gauges = NodeGauges.of(self.published.values())
+        self._gauges = metrics.NodeGauges.of(self.published.values())
         if meta is not None:
             self.meta = meta
             self.state.last_event_ltime = meta.last_event_ltime
@@ -529,15 +532,24 @@ class Engine:
                 self.degradation.mark(item, degraded.FILTERED_ANSWER)
             else:
                 self.degradation.clear(item)
-        for service_read in await reads.read_services(self._consul, sorted(inv.service_tags)):
+        service_reads = await reads.read_services(self._consul, sorted(inv.service_tags))
+        failed = {r.name for r in service_reads if r.instances is None}
+        for node, node_services in old.services.items():
+            # What could not be read again is kept as it was known.
+            kept = {sid: i for sid, i in node_services.items() if i.name in failed}
+            if kept:
+                inv.services.setdefault(node, {}).update(kept)
+        for position, service_read in enumerate(service_reads):
+            if position and not position % YIELD_EVERY_VIEWS:
+                await asyncio.sleep(0)
             if service_read.instances is None:
-                for node, node_services in old.services.items():
-                    kept = {
-                        sid: i for sid, i in node_services.items() if i.name == service_read.name
-                    }
-                    if kept:
-                        inv.services.setdefault(node, {}).update(kept)
-            self._apply_service_read(inv, service_read)
+                self._apply_service_read(inv, service_read)
+                continue
+            # The inventory is new: each name's instances are added, never replaced.
+            inv.service_failures.pop(service_read.name, None)
+            self.degradation.clear(degraded.service_item(service_read.name))
+            for node, instances in service_read.instances.items():
+                inv.services.setdefault(node, {}).update(instances)
         for node in inv.node_names():
             inv.node_index[node] = max(nodes.index or 0, services.index or 0)
         if kv is not None:
@@ -627,7 +639,10 @@ class Engine:
         self.unwritten |= targets
         views: list[NodeView] = []
         gone: list[str] = []
-        for node in sorted(targets):
+        for position, node in enumerate(sorted(targets)):
+            if position and not position % YIELD_EVERY_VIEWS:
+                # A resync builds every view: the heartbeat (the lease) must keep running.
+                await asyncio.sleep(0)
             view = build_view(inv, node, self.state.sites, self._settings.unmapped_label, now)
             old = self.published.get(node)
             if view is None and old is not None:

@@ -393,7 +393,11 @@ def build_view(
     )
 
 
+_BOOKKEEPING = frozenset({"updated_at", "consul_index"})
+_COMPARED = tuple(name for name in NodeView.model_fields if name not in _BOOKKEEPING)
+
+
 def same_view(a: NodeView, b: NodeView) -> bool:
     """Tell whether two views differ only in bookkeeping (``updated_at``, ``consul_index``)."""
-    ignore = {"updated_at", "consul_index"}
-    return a.model_dump(exclude=ignore) == b.model_dump(exclude=ignore)
+    # Field by field (models compare by value): a resync compares every node, so no dumps.
+    return all(getattr(a, name) == getattr(b, name) for name in _COMPARED)
