@@ -34,6 +34,11 @@ reliability: venv
 bench: venv
 	$(BIN)/python scripts/bench_nodes.py --mode all
 
+# Per-change cost as the cluster grows; its section goes on top of bench/RESULTS.md.
+.PHONY: bench-cost
+bench-cost: venv
+	$(BIN)/python scripts/bench_nodes.py --mode cost --report bench/RESULTS.md
+
 unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 

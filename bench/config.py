@@ -79,3 +79,76 @@ QUICK = Profile(
     rss_nodes=0,
     rss_services_per_node=10,
 )
+
+
+@dataclass(frozen=True)
+class CostProfile:
+    """Sizes and sample counts of the per-change cost run (``--mode cost``)."""
+
+    name: str
+    shapes: tuple[tuple[int, int], ...]
+    """(nodes, service names) of the clusters the cost of one change is measured on."""
+    changes_per_kind: int
+    """Changes of each kind measured one after another in every shape."""
+    cpu_nodes: tuple[int, ...]
+    """Node counts at which enricher CPU per change is measured (with the fewest names)."""
+    cpu_pairs: int
+    """node_fail/recover pairs of the CPU measurement (two changes each)."""
+    freshness_shapes: tuple[tuple[int, int], ...]
+    """(nodes, service names) of the freshness-with-floor measurement."""
+    freshness_rounds: int
+    """Changes of each freshness kind, made one at a time."""
+    api_replicas: int
+    """API replicas a change must be visible on."""
+    consul_latency: float
+    """Per-request delay of the Consul double (seconds)."""
+    churn_shape: tuple[int, int] | None
+    churn_rate: float
+    churn_seconds: float
+    resync_shapes: tuple[tuple[int, int], ...]
+    """Shapes a full resync is timed on, at ``resync_latency``."""
+    resync_latency: float
+
+
+COST_FULL = CostProfile(
+    name="cost",
+    shapes=(
+        (100, 10),
+        (100, 500),
+        (1_000, 10),
+        (1_000, 500),
+        (5_000, 10),
+        (5_000, 500),
+        (10_000, 10),
+        (10_000, 500),
+    ),
+    changes_per_kind=3,
+    cpu_nodes=(1_000, 10_000),
+    cpu_pairs=20,
+    freshness_shapes=((100, 10), (1_000, 300), (10_000, 300)),
+    freshness_rounds=50,
+    api_replicas=2,
+    consul_latency=0.002,
+    churn_shape=(1_000, 10),
+    churn_rate=100.0,
+    churn_seconds=60.0,
+    resync_shapes=((5_000, 10), (5_000, 500), (10_000, 500)),
+    resync_latency=0.020,
+)
+
+COST_QUICK = CostProfile(
+    name="cost-quick",
+    shapes=((100, 10),),
+    changes_per_kind=1,
+    cpu_nodes=(100,),
+    cpu_pairs=2,
+    freshness_shapes=((100, 10),),
+    freshness_rounds=2,
+    api_replicas=2,
+    consul_latency=0.002,
+    churn_shape=None,
+    churn_rate=0.0,
+    churn_seconds=0.0,
+    resync_shapes=((100, 10),),
+    resync_latency=0.020,
+)

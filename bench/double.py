@@ -113,6 +113,10 @@ class DoubleControl:
         body = {"node": node, "id": service_id, "name": name, "port": port}
         await self._call("POST", "/services", body)
 
+    async def deregister(self, node: str, service_id: str) -> None:
+        """Deregister a service instance of a node."""
+        await self._call("DELETE", f"/services/{node}/{service_id}")
+
     async def set_sites(self, document: Any) -> None:
         """Replace the sites document."""
         await self._call("PUT", "/sites", document)
@@ -126,9 +130,10 @@ class DoubleControl:
         result: dict[str, Any] = await self._call("GET", "/counters")
         return result
 
-    async def reset_counters(self) -> None:
-        """Zero the request counters."""
-        await self._call("POST", "/counters/reset")
+    async def reset_counters(self) -> dict[str, Any]:
+        """Zero the request counters; the answer's high-water marks are the requests in flight."""
+        result: dict[str, Any] = await self._call("POST", "/counters/reset")
+        return result
 
     async def state(self) -> dict[str, Any]:
         """Snapshot of the double's state."""

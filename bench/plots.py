@@ -85,3 +85,59 @@ def churn(results: dict[str, Any], path: Path) -> bool:
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return True
+
+
+def cost_reads(results: dict[str, Any], path: Path) -> bool:
+    """Worst enricher reads per change vs nodes, one line per service-name count."""
+    shapes = [e for e in results.get("shapes", []) if e.get("changes")]
+    if not shapes:
+        return False
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for names in sorted({e["names"] for e in shapes}):
+        rows = sorted((e for e in shapes if e["names"] == names), key=lambda e: e["nodes"])
+        worst = [max(r["enricher_reads"] for r in e["changes"]) for e in rows]
+        mean = [sum(r["enricher_reads"] for r in e["changes"]) / len(e["changes"]) for e in rows]
+        xs = [e["nodes"] for e in rows]
+        ax.plot(xs, worst, marker="o", label=f"{names} names, worst kind")
+        ax.plot(xs, mean, marker="x", linestyle=":", label=f"{names} names, mean of kinds")
+    ax.axhline(2, color="gray", linestyle="--", linewidth=1, label="goal ≤ 2")
+    top = max(r["enricher_reads"] for e in shapes for r in e["changes"])
+    ax.set_ylim(0, max(top, 2) + 1)
+    ax.set_xscale("log")
+    ax.set_xlabel("nodes")
+    ax.set_ylabel("Consul reads per change")
+    ax.set_title("enricher reads per change")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return True
+
+
+def cost_freshness(results: dict[str, Any], path: Path) -> bool:
+    """Freshness p50/p99 and the floor's p50/p99 vs nodes; False when not measured."""
+    shapes = [e for e in results.get("shapes", []) if e.get("freshness")]
+    if not shapes:
+        return False
+    shapes.sort(key=lambda e: e["nodes"])
+    xs = [e["nodes"] for e in shapes]
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for series, style in (("visible", "-"), ("floor", "--")):
+        for pct in ("p50", "p99"):
+            ys = [e["freshness"]["all"][series].get(pct, float("nan")) for e in shapes]
+            label = f"{'nodeview' if series == 'visible' else 'floor'} {pct}"
+            ax.plot(xs, ys, marker="o", linestyle=style, label=label)
+    for e in shapes:
+        p99 = e["freshness"]["all"]["visible"].get("p99", 0.0)
+        ax.annotate(f"{e['names']} names", (e["nodes"], p99), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("nodes")
+    ax.set_ylabel("ms after the Consul write returned")
+    ax.set_title("freshness, one change at a time, vs a bare blocking client")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return True

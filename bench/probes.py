@@ -116,3 +116,27 @@ class LagProbe:
         """Close the connection."""
         if self.nc is not None:
             await self.nc.close()
+
+
+class StreamProbe:
+    """Reads the size of the ``NODEVIEW_EVENTS`` stream: what the relay has published so far."""
+
+    def __init__(self, url: str) -> None:
+        """Bind to a NATS URL; :meth:`connect` opens the connection."""
+        self.url = url
+        self.nc: Any = None
+
+    async def connect(self) -> "StreamProbe":
+        """Open the NATS connection."""
+        self.nc = await nats.connect(self.url, name="nodeview-bench-stream")
+        return self
+
+    async def read(self) -> dict[str, int]:
+        """Bytes and messages the stream holds."""
+        info = await self.nc.jetstream().stream_info(subjects.STREAM_EVENTS)
+        return {"bytes": int(info.state.bytes), "messages": int(info.state.messages)}
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self.nc is not None:
+            await self.nc.close()

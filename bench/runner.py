@@ -2,13 +2,13 @@
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import signal
+import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,69 +16,22 @@ from typing import Any
 
 import httpx
 
-from bench import churn, report, scenarios
-from bench.config import FULL, QUICK, Profile
+from bench import churn, cost_report, cost_run, report, scenarios
+from bench.config import COST_FULL, COST_QUICK, FULL, QUICK, Profile
 from bench.legacy_runs import legacy_block
 from bench.machine import describe, scheduler_stalls
 from bench.procs import rss_mb
 from bench.sse import SseWatch
-from bench.stack import ClusterShape, DoubleHandle, LegacyHandle, NodeviewHandle
-from bench.systems import Systems
+from bench.stack import ClusterShape
+from bench.systems import Systems, systems_for, wait_full_view
 
-MODES = ("baseline", "compare", "all")
-VIEW_TIMEOUT_SECONDS = 600.0
-"""Longest the first full view may take to appear (10,000 nodes on a small machine)."""
-
+MODES = ("baseline", "compare", "all", "cost")
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
 def log(message: str) -> None:
     """Progress line on stdout."""
     print(f"[bench {datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
-
-
-@contextlib.asynccontextmanager
-async def systems_for(
-    shape: ClusterShape, mode: str, tmp: Path, http: httpx.AsyncClient, *, legacy: bool = True
-) -> AsyncIterator[Systems]:
-    """Start the doubles and the systems the mode needs; stop all of them on exit."""
-    systems = Systems(shape, http)
-    logs = tmp / "logs"
-    try:
-        doubles = []
-        if mode in ("compare", "all"):
-            systems.nv_double = DoubleHandle(f"double-nv-{shape.nodes}", shape, logs)
-            doubles.append(systems.nv_double.start())
-        if mode in ("baseline", "all") and legacy:
-            systems.lg_double = DoubleHandle(f"double-lg-{shape.nodes}", shape, logs)
-            doubles.append(systems.lg_double.start())
-        await asyncio.gather(*doubles)
-        services: list[Coroutine[Any, Any, object]] = []
-        if systems.nv_double is not None:
-            systems.nodeview = NodeviewHandle(systems.nv_double, tmp / f"nv-{shape.nodes}")
-            services.append(systems.nodeview.start())
-        if systems.lg_double is not None:
-            systems.legacy = LegacyHandle(systems.lg_double, logs, f"legacy-{shape.nodes}")
-            services.append(systems.legacy.start())
-        await asyncio.gather(*services)
-        yield systems
-    finally:
-        for part in (systems.nodeview, systems.legacy, systems.nv_double, systems.lg_double):
-            if part is not None:
-                await part.stop()
-
-
-async def wait_full_view(systems: Systems, expected: int) -> float:
-    """Seconds until the API serves ``expected`` nodes."""
-    started = time.perf_counter()
-    deadline = time.monotonic() + VIEW_TIMEOUT_SECONDS
-    url = systems.api + "/api/v1/nodes"
-    while time.monotonic() < deadline:
-        response = await systems.http.get(url, timeout=60.0)
-        if response.status_code == 200 and response.json()["total"] >= expected:
-            return time.perf_counter() - started
-        await asyncio.sleep(0.25)
-    raise TimeoutError(f"the view did not reach {expected} nodes")
 
 
 def memory(systems: Systems) -> dict[str, float]:
@@ -192,9 +145,6 @@ async def run(profile: Profile, mode: str, work: Path, checkpoint: Checkpoint) -
         "complete": False,
     }
     started = time.perf_counter()
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
     def save() -> None:
         results["load_average_end"] = list(os.getloadavg())
@@ -231,24 +181,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, help="markdown report path (default: beside JSON)")
     parser.add_argument("--keep-logs", type=Path, help="keep process logs in this directory")
     args = parser.parse_args(argv)
-    profile = QUICK if args.quick else FULL
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
     json_path = args.results_dir / f"{stamp}.json"
     md_path = args.report or args.results_dir / f"{stamp}.md"
+    command = " ".join(["scripts/bench_nodes.py", *(sys.argv[1:] if argv is None else argv)])
 
     def checkpoint(results: dict[str, Any]) -> None:
+        results["command"] = command
         if args.mode == "compare":
             results["baseline"] = report.latest_baseline(args.results_dir)
         json_path.write_text(json.dumps(results, indent=1) + "\n")
-        report.write(results, md_path)
+        if args.mode == "cost":
+            cost_report.write(results, md_path)
+        else:
+            report.write(results, md_path)
+
+    async def go(work: Path) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        if args.mode == "cost":
+            await cost_run.run(COST_QUICK if args.quick else COST_FULL, work, checkpoint, log)
+        else:
+            await run(QUICK if args.quick else FULL, args.mode, work, checkpoint)
 
     if args.keep_logs is not None:
         args.keep_logs.mkdir(parents=True, exist_ok=True)
-        asyncio.run(run(profile, args.mode, args.keep_logs, checkpoint))
+        asyncio.run(go(args.keep_logs))
     else:
         with tempfile.TemporaryDirectory(prefix="nodeview-bench-") as tmp:
-            asyncio.run(run(profile, args.mode, Path(tmp), checkpoint))
+            asyncio.run(go(Path(tmp)))
     log(f"results: {json_path}")
     log(f"report: {md_path}")
     return 0

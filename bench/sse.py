@@ -15,16 +15,25 @@ Predicate = Callable[[dict[str, Any]], bool]
 CONNECT_TIMEOUT_SECONDS = 30.0
 
 
+NODE_EVENTS = ("node",)
+"""Events a wait matches by default: a node added or changed."""
+
+
 @dataclass
 class _Waiter:
-    """A pending wait for a node event matching ``predicate``."""
+    """A pending wait for a node event (of one of ``events``) matching ``predicate``."""
 
     predicate: Predicate
     future: "asyncio.Future[float]"
+    events: tuple[str, ...] = NODE_EVENTS
 
 
 class SseWatch:
-    """One SSE connection; every ``node`` event is kept with its arrival time (``time.time``)."""
+    """One SSE connection; every ``node`` event is kept with its arrival time (``time.time``).
+
+    A ``node_deleted`` event reaches only the waits that ask for it, as an entry with
+    ``deleted: True`` beside the node's name and address.
+    """
 
     def __init__(self, url: str) -> None:
         """Bind to the API base URL; :meth:`start` connects."""
@@ -77,21 +86,32 @@ class SseWatch:
             self.snapshots += 1
             self._connected.set()
             return
+        if event == "node_deleted":
+            self._wake(event, arrival, {**json.loads(data), "deleted": True})
+            return
         if event != "node":
             return
         entry = json.loads(data)
         self.events.append((arrival, entry))
         for callback in self._listeners:
             callback(arrival, entry)
+        self._wake(event, arrival, entry)
+
+    def _wake(self, event: str, arrival: float, entry: dict[str, Any]) -> None:
+        """Resolve the waits for ``event`` that ``entry`` satisfies."""
         for waiter in list(self._waiters):
+            if event not in waiter.events:
+                continue
             if not waiter.future.done() and waiter.predicate(entry):
                 waiter.future.set_result(arrival)
                 self._waiters.remove(waiter)
 
-    def expect(self, predicate: Predicate) -> "asyncio.Future[float]":
+    def expect(
+        self, predicate: Predicate, events: tuple[str, ...] = NODE_EVENTS
+    ) -> "asyncio.Future[float]":
         """Register a wait (before making the change) for the next matching node event."""
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self._waiters.append(_Waiter(predicate, future))
+        self._waiters.append(_Waiter(predicate, future, events))
         return future
 
     async def settle(self, future: "asyncio.Future[float]", seconds: float) -> float | None:

@@ -88,6 +88,8 @@ class NodeviewHandle:
     nats: NatsServer | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     restarts: list[dict[str, str]] = field(default_factory=list)
+    api_replicas: int = 1
+    """API processes, each replaying the same bucket: ``api``, ``api-2``, …"""
     _supervisor: asyncio.Task[None] | None = None
 
     def env(self) -> dict[str, str]:
@@ -121,7 +123,8 @@ class NodeviewHandle:
         self.nats = NatsServer(self.tmp / "jetstream", log_file=self.tmp / "nats.log").start()
         self._add("relay", ["relay", "watch"], "RELAY_PORT")
         self._add("enricher", ["enricher"], "ENRICHER_PORT")
-        self._add("api", ["api"], "API_PORT")
+        for name in self.api_names:
+            self._add(name, ["api"], "API_PORT")
         for process in self.processes.values():
             await asyncio.to_thread(process.wait_ready, "/readyz", READY_TIMEOUT_SECONDS)
         self._supervisor = asyncio.create_task(self._supervise())
@@ -154,6 +157,11 @@ class NodeviewHandle:
         url = self.processes[name].health_url
         assert url is not None
         return url
+
+    @property
+    def api_names(self) -> list[str]:
+        """Names of the API replicas, the first one ``api``."""
+        return ["api", *(f"api-{n}" for n in range(2, self.api_replicas + 1))]
 
     def pid(self, name: str) -> int:
         """Process id of a service."""

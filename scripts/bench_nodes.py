@@ -1,4 +1,5 @@
-"""Benchmark the old nodes request path against nodeview: ``--mode baseline|compare|all``."""
+"""Benchmark nodeview: old request path vs nodeview (``--mode baseline|compare|all``) or the
+per-change cost as the cluster grows (``--mode cost``)."""
 
 import sys
 from pathlib import Path
