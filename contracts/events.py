@@ -86,6 +86,11 @@ def digest_of(value: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def origin_of(source: str, relay_id: str | None) -> str:
+    """Name one observer of Consul: a relay's source and id, or the source alone (scripts)."""
+    return f"{source}:{relay_id}" if relay_id else source
+
+
 def _pick(item: Any, fields: tuple[str, ...]) -> Any:
     """The named fields of an object, leaving out empty ones (``omitempty`` in Consul's API)."""
     if not isinstance(item, dict):
@@ -117,7 +122,7 @@ class ConsulChange(BaseModel):
     @property
     def origin(self) -> str:
         """One observer of Consul: its index order is Consul's order (a relay, or scripts)."""
-        return f"{self.source}:{self.relay_id}" if self.relay_id else self.source
+        return origin_of(self.source, self.relay_id)
 
     @property
     def dedup_key(self) -> str | None:
@@ -178,7 +183,7 @@ class ConsulDelta(BaseModel):
     @property
     def origin(self) -> str:
         """One observer of Consul, as for ``ConsulChange``."""
-        return f"{self.source}:{self.relay_id}" if self.relay_id else self.source
+        return origin_of(self.source, self.relay_id)
 
     @property
     def moved_only(self) -> bool:

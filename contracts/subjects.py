@@ -82,6 +82,11 @@ def delta_subject(watch_type: str) -> str:
     return f"{SUBJECT_DELTA_PREFIX}.{watch_type}"
 
 
+def answer_subject(watch_type: str, *, delta: bool) -> str:
+    """Return the subject of a Consul answer published whole, or as what it changed."""
+    return delta_subject(watch_type) if delta else consul_subject(watch_type)
+
+
 def consul_subject(watch_type: str) -> str:
     """Return the subject a change of ``watch_type`` is published on."""
     return f"{SUBJECT_CONSUL_PREFIX}.{watch_type}"

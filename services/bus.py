@@ -271,11 +271,7 @@ async def publish_change(
         **extra,
         **(headers or {}),
     }
-    subject = (
-        subjects.delta_subject(change.watch_type)
-        if delta is not None
-        else subjects.consul_subject(change.watch_type)
-    )
+    subject = subjects.answer_subject(change.watch_type, delta=delta is not None)
     ack = await js.publish(subject, body, headers=all_headers)
     if ack.duplicate and await _stored_digest_differs(js, ack.seq, digest):
         # A new change on an index reused after a Consul index reset: same id, other payload.

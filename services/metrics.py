@@ -112,12 +112,7 @@ NODE_STATUSES = ("alive", "dead", "left", "unknown")
 
 def set_node_gauges(views: Iterable[NodeView]) -> None:
     """Set ``nodeview_nodes{status}`` and ``nodeview_nodes_services_error`` from the views."""
-    by_status: collections.Counter[str] = collections.Counter()
-    errors = 0
-    for view in views:
-        by_status[view.status] += 1
-        errors += view.services_status == "error"
-    set_node_counts(by_status, errors)
+    NodeGauges.of(views).export()
 
 
 def set_node_counts(by_status: Mapping[str, int], errors: int) -> None:

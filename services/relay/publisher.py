@@ -18,7 +18,7 @@ from contracts.events import (
     digest_of,
     list_items,
 )
-from contracts.subjects import consul_subject, delta_subject
+from contracts.subjects import answer_subject
 from services import bus, metrics
 from services.relay.deltas import Baseline, Differ
 from services.telemetry import inject_headers, tracer
@@ -72,7 +72,7 @@ class Publisher:
         self, change: ConsulChange, item: ConsulChange | ConsulDelta, digest: str
     ) -> bus.PublishResult:
         delta = isinstance(item, ConsulDelta)
-        subject = delta_subject(item.watch_type) if delta else consul_subject(item.watch_type)
+        subject = answer_subject(item.watch_type, delta=delta)
         with tracer().start_as_current_span(
             f"consul.watch {change.watch_type}",
             kind=SpanKind.PRODUCER,
