@@ -8,10 +8,9 @@ import httpx
 import pytest
 
 from devstack.consul_double import ConsulDouble, UnknownServer, generate_inventory
+from tests.integration.double_support import CONTROL_TOKEN
 
 pytestmark = pytest.mark.timeout(30)
-
-CONTROL_TOKEN = "control-secret"
 
 
 @pytest.fixture
@@ -20,24 +19,6 @@ async def double() -> AsyncIterator[ConsulDouble]:
     inventory = generate_inventory(nodes=4, services=3, sites=2, seed=2)
     async with ConsulDouble(3, control_token=CONTROL_TOKEN, inventory=inventory) as running:
         yield running
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client with a bound timeout."""
-    async with httpx.AsyncClient(timeout=10) as http:
-        yield http
-
-
-@pytest.fixture
-async def control(double: ConsulDouble) -> AsyncIterator[httpx.AsyncClient]:
-    """A client for the control API of server 0, authenticated."""
-    async with httpx.AsyncClient(
-        base_url=f"{double.urls[0]}/_double",
-        headers={"Authorization": f"Bearer {CONTROL_TOKEN}"},
-        timeout=10,
-    ) as http:
-        yield http
 
 
 async def test_latency_applies_to_matching_paths(

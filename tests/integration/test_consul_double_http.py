@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from devstack.consul_double import ConsulDouble, generate_inventory
+from tests.integration.double_support import index_of
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -115,18 +116,6 @@ async def double() -> AsyncIterator[ConsulDouble]:
     inventory = generate_inventory(nodes=6, services=4, sites=3, seed=1)
     async with ConsulDouble(3, inventory=inventory) as running:
         yield running
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client with a bound timeout."""
-    async with httpx.AsyncClient(timeout=10) as http:
-        yield http
-
-
-def index_of(response: httpx.Response) -> int:
-    """The X-Consul-Index of a response."""
-    return int(response.headers["X-Consul-Index"])
 
 
 async def test_members_shape_and_no_index(double: ConsulDouble, client: httpx.AsyncClient) -> None:

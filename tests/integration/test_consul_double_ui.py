@@ -7,10 +7,10 @@ import httpx
 import pytest
 
 from devstack.consul_double import ConsulDouble, generate_inventory
+from tests.integration.double_support import CONTROL_TOKEN, index_of
 
 pytestmark = pytest.mark.timeout(30)
 
-CONTROL_TOKEN = "control-secret"
 
 SUMMARY_KEYS = [
     "Name",
@@ -39,29 +39,6 @@ async def double() -> AsyncIterator[ConsulDouble]:
     inventory = generate_inventory(nodes=6, services=4, sites=3, seed=1)
     async with ConsulDouble(3, control_token=CONTROL_TOKEN, inventory=inventory) as running:
         yield running
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client with a bound timeout."""
-    async with httpx.AsyncClient(timeout=10) as http:
-        yield http
-
-
-@pytest.fixture
-async def control(double: ConsulDouble) -> AsyncIterator[httpx.AsyncClient]:
-    """A client for the control API of server 0, authenticated."""
-    async with httpx.AsyncClient(
-        base_url=f"{double.urls[0]}/_double",
-        headers={"Authorization": f"Bearer {CONTROL_TOKEN}"},
-        timeout=10,
-    ) as http:
-        yield http
-
-
-def index_of(response: httpx.Response) -> int:
-    """The X-Consul-Index of a response."""
-    return int(response.headers["X-Consul-Index"])
 
 
 def by_name(summaries: list[dict[str, object]]) -> dict[object, dict[str, object]]:
