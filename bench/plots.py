@@ -7,9 +7,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 VARIANTS = ("legacy_miss", "legacy_hit", "nodeview", "nodeview_304")
 DPI = 80
+
+
+def _save(fig: Figure, path: Path) -> bool:
+    """Lay a figure out, write it to ``path`` and free it; ``True``: a plot was written."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return True
 
 
 def latency(results: dict[str, Any], path: Path) -> bool:
@@ -31,10 +40,7 @@ def latency(results: dict[str, Any], path: Path) -> bool:
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle("GET /api/v1/nodes latency (one sequential client)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def freshness(results: dict[str, Any], path: Path) -> bool:
@@ -54,10 +60,7 @@ def freshness(results: dict[str, Any], path: Path) -> bool:
     ax.set_title("nodeview freshness")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def churn(results: dict[str, Any], path: Path) -> bool:
@@ -81,10 +84,7 @@ def churn(results: dict[str, Any], path: Path) -> bool:
     bottom.set_ylabel("messages")
     bottom.grid(alpha=0.3)
     bottom.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def cost_reads(results: dict[str, Any], path: Path) -> bool:
@@ -109,10 +109,7 @@ def cost_reads(results: dict[str, Any], path: Path) -> bool:
     ax.set_title("enricher reads per change")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def cost_freshness(results: dict[str, Any], path: Path) -> bool:
@@ -137,7 +134,4 @@ def cost_freshness(results: dict[str, Any], path: Path) -> bool:
     ax.set_title("freshness, one change at a time, vs a bare blocking client")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
