@@ -417,6 +417,12 @@ class Enricher:
                 elif pacing.due():
                     await self.engine.retry_pending()
                     pacing.tried(still_failing=self.engine.has_pending())
+                members_every = self.settings.enricher_members_interval
+                if (
+                    members_every
+                    and time.monotonic() - self.engine.members_read_at >= members_every
+                ):
+                    await self.engine.refresh_members()
             except LeadershipLost as exc:
                 log.error(  # noqa: TRY400 - the message says all; no traceback needed
                     "enricher lease lost while retrying; back to standby",

@@ -3,6 +3,7 @@
 import asyncio
 import functools
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -130,6 +131,8 @@ class Engine:
         self.pending_moved = False
         """The last read of where instances moved failed: counts may be stale until a retry."""
         self._summaries = ServiceSummaries(consul)
+        self.members_read_at = -math.inf
+        """When (monotonic) the members list was last read whole, by any path."""
         self.unwritten: set[str] = set()
         self.resynced = False
         self.degradation = Degradation()
@@ -243,6 +246,20 @@ class Engine:
             )
             self.pending_nodes.clear()
             self.pending_services.clear()
+            await self._execute(plan)
+            return await self._commit(plan.dirty, False, {})
+
+    async def refresh_members(self) -> CommitResult | None:
+        """Read the members list again: Serf membership has no index to watch.
+
+        A node that joined and left between two answers of every list, or a left member that
+        Consul reaped, shows only there. ``None`` when this Consul gives no members.
+        """
+        async with self._lock:
+            if self.state.inventory.members is None:
+                self.members_read_at = time.monotonic()
+                return None
+            plan = ReadPlan(members=True)
             await self._execute(plan)
             return await self._commit(plan.dirty, False, {})
 
@@ -605,9 +622,12 @@ class Engine:
             response = await self._consul.members()
         except ConsulHTTPError as exc:
             if exc.status in reads.REFUSED_STATUSES:
+                self.members_read_at = time.monotonic()
                 return None
             raise
-        return parse_members(response.data)
+        members = parse_members(response.data)
+        self.members_read_at = time.monotonic()
+        return members
 
     def _apply_sites(self, entry: object) -> None:
         try:

@@ -47,3 +47,9 @@ class EnricherSettings(NatsSettings, ConsulSettings):
         default=0.0, ge=0, validation_alias="ENRICHER_RESYNC_INTERVAL"
     )
     """Seconds between safety resyncs; 0 turns them off (changes arrive as events)."""
+    enricher_members_interval: float = Field(
+        default=60.0, ge=0, le=3600, validation_alias="ENRICHER_MEMBERS_INTERVAL"
+    )
+    """Seconds between reads of the Serf members list, which has no index to watch: a node that
+    joined and left between two answers of Consul's lists, or a left member Consul reaped, shows
+    within this. 0: members are read only on joins, leaves and resyncs."""

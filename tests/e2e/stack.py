@@ -84,6 +84,7 @@ class Stack:
             "ENRICHER_HEARTBEAT_INTERVAL": "1",
             "ENRICHER_RETRY_INTERVAL": "1",
             "ENRICHER_ACK_WAIT": "5",
+            "ENRICHER_MEMBERS_INTERVAL": "2",
             "RELAY_WATCH_WAIT": "30",
             "LOG_LEVEL": "INFO",
             **self.extra_env,

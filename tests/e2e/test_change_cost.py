@@ -33,7 +33,12 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         tmp_path_factory.mktemp("change-cost"),
         nodes=NAMES,
         services=NAMES,
-        extra_env={"CONSUL_CATALOG_TIMEOUT": "1", "CONSUL_MAX_RETRIES": "0"},
+        extra_env={
+            "CONSUL_CATALOG_TIMEOUT": "1",
+            "CONSUL_MAX_RETRIES": "0",
+            # Reads caused by one change only: no background members reads in the counts.
+            "ENRICHER_MEMBERS_INTERVAL": "0",
+        },
     )
     await running.start()
     try:

@@ -63,6 +63,19 @@ async def test_join_fail_leave_show_up_in_both_replicas(stack: Stack) -> None:
     assert (await _node(stack, "api-2", "e2e-join-1"))["services_count"] == 0
 
 
+async def test_a_node_that_joined_and_left_between_two_answers_shows_as_left(
+    stack: Stack,
+) -> None:
+    """A join and a leave no watch answer saw apart still reach the view, from the members list."""
+    state = stack.consul.state
+    # One step of the event loop: every blocking query wakes after both writes, so no answer of
+    # the nodes, checks or services list ever names the node; only the members list keeps it.
+    state.join_node("e2e-blip-1", "127.50.0.9")
+    state.leave_node("e2e-blip-1")
+    await eventually(lambda: _both_converged(stack))
+    assert (await _node(stack, "api-1", "e2e-blip-1"))["status"] == "dead"
+
+
 async def test_service_register_and_deregister_show_up(stack: Stack) -> None:
     """Registering and deregistering a service changes the node's count in both replicas."""
     state = stack.consul.state

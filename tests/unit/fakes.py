@@ -33,6 +33,8 @@ class FakeConsul:
     services: dict[str, dict[str, Instance]] = field(default_factory=dict)
     """Node → service id → instance."""
     serf: dict[str, str] = field(default_factory=dict)
+    members_list: dict[str, int] | None = None
+    """Serf member → status (1 alive, 3 left, 4 failed); ``None``: no agent API (403)."""
     refuse: dict[str, int] = field(default_factory=dict)
     failing: set[str] = field(default_factory=set)
     filtered: set[str] = field(default_factory=set)
@@ -69,9 +71,21 @@ class FakeConsul:
         )
 
     async def members(self) -> ConsulResponse:
-        """No agent API here: statuses come from serfHealth."""
-        self.calls["members"] += 1
-        raise ConsulHTTPError("403", endpoint="members", server=SERVER, status=403)
+        """The Serf members; without ``members_list`` no agent API (statuses from serfHealth)."""
+        if self.members_list is None:
+            self.calls["members"] += 1
+            raise ConsulHTTPError("403", endpoint="members", server=SERVER, status=403)
+        data = [
+            {
+                "Name": name,
+                "Addr": self.nodes.get(name, "10.9.9.9"),
+                "Port": 8301,
+                "Status": status,
+                "Tags": {"role": "node", "dc": "dc1"},
+            }
+            for name, status in sorted(self.members_list.items())
+        ]
+        return self._answer("members", data)
 
     async def catalog_nodes(self) -> ConsulResponse:
         """Every node."""

@@ -182,3 +182,35 @@ async def test_an_acl_filtered_summary_gives_way_to_reading_every_name() -> None
     assert consul.calls == {"ui_services": 1, "catalog_service": 2}
     assert store.views["n5"].services_count == 2
     assert not engine.has_pending()
+
+
+async def test_a_member_no_list_answer_showed_appears_at_the_next_members_read() -> None:
+    """A node that joined and left between two answers is in the members list only."""
+    consul = _cluster(3)
+    consul.members_list = dict.fromkeys(consul.nodes, 1)
+    engine, store = await _started(consul)
+    consul.members_list["blip"] = 3
+    await engine.refresh_members()
+    assert store.views["blip"].status == "dead"
+    assert consul.calls["members"] == 1
+
+
+async def test_a_members_refresh_that_finds_nothing_new_writes_nothing() -> None:
+    """Nothing changed in the members list: no view and no meta is written."""
+    consul = _cluster(3)
+    consul.members_list = dict.fromkeys(consul.nodes, 1)
+    engine, store = await _started(consul)
+    generation = engine.meta.generation
+    result = await engine.refresh_members()
+    assert result is not None
+    assert result.written == result.deleted == 0
+    assert engine.meta.generation == generation
+    assert set(store.views) == set(consul.nodes)
+
+
+async def test_without_a_members_api_the_refresh_reads_nothing() -> None:
+    """A Consul that refuses the agent API is not asked again by the refresh."""
+    consul = _cluster(3)
+    engine, _ = await _started(consul)
+    assert await engine.refresh_members() is None
+    assert consul.calls == {}
