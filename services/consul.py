@@ -52,6 +52,9 @@ ignores it and answers every check: readers pick ``serfHealth`` either way)."""
 UI_SERVICES = "/v1/internal/ui/services"
 """Consul's own UI summary of every service name (an internal endpoint: it may be refused)."""
 
+UI_NODES = "/v1/internal/ui/nodes"
+"""Consul's own UI dump of every node with its services and checks (internal, may be refused)."""
+
 BLOCKING_WAIT_MAX_SECONDS = 600.0
 """Consul caps ``wait`` at 10 minutes."""
 
@@ -537,6 +540,10 @@ class ConsulClient:
     async def ui_services(self) -> ConsulResponse:
         """Read the summary of every service name: its nodes and instance count (internal)."""
         return await self.get(UI_SERVICES, endpoint=UI_SERVICES)
+
+    async def ui_nodes(self) -> ConsulResponse:
+        """Read every node with its services and checks in one answer (internal)."""
+        return await self.get(UI_NODES, endpoint=UI_NODES)
 
     async def kv_get(
         self, key: str, *, index: int | None = None, wait: float | None = None

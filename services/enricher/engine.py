@@ -48,7 +48,7 @@ from services.enricher.planner import (
 )
 from services.enricher.sites import BadSitesDocument, SitesMap, decode_kv_value, parse_sites
 from services.enricher.store import ViewStore
-from services.enricher.summary import ServiceSummaries
+from services.enricher.summary import NodeDump, NodeDumps, Refusals, ServiceSummaries
 from services.enricher.writes import bounded_all
 from services.telemetry import inject_headers, tracer
 
@@ -130,7 +130,9 @@ class Engine:
         """The last members read failed: statuses may be stale until a retry succeeds."""
         self.pending_moved = False
         """The last read of where instances moved failed: counts may be stale until a retry."""
-        self._summaries = ServiceSummaries(consul)
+        refusals = Refusals()
+        self._summaries = ServiceSummaries(consul, refusals)
+        self._dumps = NodeDumps(consul, refusals)
         self.members_read_at = -math.inf
         """When (monotonic) the members list was last read whole, by any path."""
         self.unwritten: set[str] = set()
@@ -496,12 +498,13 @@ class Engine:
     ) -> CommitResult:
         old = self.state.inventory
         try:
-            members_read, nodes, services, health, kv = await asyncio.gather(
+            members_read, nodes, services, health, kv, dump = await asyncio.gather(
                 self._members_or_none(),
                 self._consul.catalog_nodes(),
                 self._consul.catalog_services(),
                 self._consul.serf_health(),
                 self._sites_or_none(),
+                self._node_dump_or_none(),
             )
             inv = Inventory(
                 members=members_read,
@@ -549,7 +552,12 @@ class Engine:
                 self.degradation.mark(item, degraded.FILTERED_ANSWER)
             else:
                 self.degradation.clear(item)
-        service_reads = await reads.read_services(self._consul, sorted(inv.service_tags))
+        if dump is not None:
+            # One answer holds every node's instances: no read per service name.
+            self._apply_node_dump(inv, dump)
+            service_reads = []
+        else:
+            service_reads = await reads.read_services(self._consul, sorted(inv.service_tags))
         failed = {r.name for r in service_reads if r.instances is None}
         for node, node_services in old.services.items():
             # What could not be read again is kept as it was known.
@@ -567,8 +575,9 @@ class Engine:
             self.degradation.clear(degraded.service_item(service_read.name))
             for node, instances in service_read.instances.items():
                 inv.services.setdefault(node, {}).update(instances)
+        dump_index = dump.index or 0 if dump is not None else 0
         for node in inv.node_names():
-            inv.node_index[node] = max(nodes.index or 0, services.index or 0)
+            inv.node_index[node] = max(nodes.index or 0, services.index or 0, dump_index)
         if kv is not None:
             self._apply_sites(kv.data)
         self.state.inventory = inv
@@ -598,6 +607,34 @@ class Engine:
             self.degradation.clear(degraded.MEMBERS)
         self.resynced = True
         return await self._commit(set(), True, headers, resync_ids=tuple(request_ids))
+
+    async def _node_dump_or_none(self) -> NodeDump | None:
+        """Every node's instances in one read; ``None``: read them name by name instead.
+
+        ``None`` while Consul refuses its node dump, and when the dump fails otherwise: the
+        reads by name then record each name's failure where it belongs.
+        """
+        try:
+            return await self._dumps.read()
+        except (ConsulError, BadConsulPayload) as exc:
+            log.warning(
+                "node dump read failed; reading every service name instead",
+                extra={
+                    "event": "enrich.node_dump_failed",
+                    "reason": str(exc),
+                    "error_type": reads.error_kind(exc),
+                },
+            )
+            return None
+
+    def _apply_node_dump(self, inv: Inventory, dump: NodeDump) -> None:
+        """Take every node's instances from the dump: each listed name is read, none failed."""
+        for node, instances in dump.services.items():
+            if instances:
+                inv.services[node] = dict(instances)
+        inv.service_failures.clear()
+        for name in inv.service_tags:
+            self.degradation.clear(degraded.service_item(name))
 
     async def _sites_or_none(self) -> ConsulResponse | None:
         """Read the sites key; on failure keep the last good sites (``None``)."""

@@ -70,6 +70,9 @@ class ConsulReads(Protocol):
     async def ui_services(self) -> ConsulResponse:
         """``/v1/internal/ui/services``."""
 
+    async def ui_nodes(self) -> ConsulResponse:
+        """``/v1/internal/ui/nodes``."""
+
     async def node_services(self, node: str) -> ConsulResponse:
         """``/v1/catalog/node-services/<node>``."""
 

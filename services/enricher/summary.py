@@ -1,19 +1,75 @@
-"""Consul's service summary, and what to do when a Consul does not let nodeview use it."""
+"""Consul's internal UI answers, and what to do when a Consul does not let nodeview use them."""
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from services import metrics
-from services.consul import UI_SERVICES, ConsulHTTPError
+from services.consul import UI_NODES, UI_SERVICES, ConsulHTTPError
 from services.enricher import reads
-from services.enricher.inventory import ServiceSummary, parse_ui_services
+from services.enricher.inventory import (
+    BadConsulPayload,
+    NodeServices,
+    ServiceSummary,
+    parse_node_services,
+    parse_ui_services,
+)
 
 log = logging.getLogger("nodeview.enricher")
 
+T = TypeVar("T")
+
 INTERNAL_RETRY_SECONDS = 300.0
 """How long a refused internal endpoint is not asked again."""
+
+
+@dataclass
+class Refusals:
+    """When each internal endpoint may be asked again after Consul refused it."""
+
+    clock: Callable[[], float] = time.monotonic
+    _until: dict[str, float] | None = None
+
+    def refused(self, endpoint: str) -> bool:
+        """Tell whether ``endpoint`` was refused less than ``INTERNAL_RETRY_SECONDS`` ago."""
+        return self.clock() < (self._until or {}).get(endpoint, 0.0)
+
+    def refuse(self, endpoint: str, status: str, instead: str) -> None:
+        """Leave ``endpoint`` alone a while; counted and logged once per refusal."""
+        if self._until is None:
+            self._until = {}
+        metrics.CONSUL_INTERNAL_FALLBACK.labels(endpoint, status).inc()
+        self._until[endpoint] = self.clock() + INTERNAL_RETRY_SECONDS
+        log.warning(
+            "Consul refused an internal endpoint; reading the public ones instead",
+            extra={
+                "event": "enrich.internal_refused",
+                "endpoint": endpoint,
+                "status": status,
+                "instead": instead,
+                "retry_in_s": INTERNAL_RETRY_SECONDS,
+            },
+        )
+
+
+async def _read_internal(
+    refusals: Refusals, endpoint: str, instead: str, read: Callable[[], Awaitable[T]]
+) -> T | None:
+    """Run ``read`` unless ``endpoint`` is refused; a refusal (403/404/405, ACL-filtered) is
+    recorded and gives ``None``; other failures raise for the caller to retry."""
+    if refusals.refused(endpoint):
+        return None
+    try:
+        return await read()
+    except ConsulHTTPError as exc:
+        if exc.status not in reads.REFUSED_STATUSES:
+            raise
+        refusals.refuse(endpoint, str(exc.status), instead)
+    except reads.AclFiltered:
+        refusals.refuse(endpoint, "acl_filtered", instead)
+    return None
 
 
 @dataclass
@@ -25,36 +81,59 @@ class ServiceSummaries:
     """
 
     consul: reads.ConsulReads
-    clock: Callable[[], float] = time.monotonic
-    _refused_until: float = 0.0
+    refusals: Refusals
 
     async def read(self) -> dict[str, ServiceSummary] | None:
         """The summary by name, or ``None`` while Consul refuses it.
 
         Other failures raise (``ConsulError``, ``BadConsulPayload``): the caller retries.
         """
-        if self.clock() < self._refused_until:
-            return None
-        try:
+
+        async def read() -> dict[str, ServiceSummary]:
             response = await self.consul.ui_services()
             return parse_ui_services(reads.unfiltered(response, "the service summaries"))
-        except ConsulHTTPError as exc:
-            if exc.status not in reads.REFUSED_STATUSES:
-                raise
-            self._refused(str(exc.status))
-        except reads.AclFiltered:
-            self._refused("acl_filtered")
-        return None
 
-    def _refused(self, status: str) -> None:
-        metrics.CONSUL_INTERNAL_FALLBACK.labels(UI_SERVICES, status).inc()
-        self._refused_until = self.clock() + INTERNAL_RETRY_SECONDS
-        log.warning(
-            "Consul refused its internal service summary; reading every service name instead",
-            extra={
-                "event": "enrich.internal_refused",
-                "endpoint": UI_SERVICES,
-                "status": status,
-                "retry_in_s": INTERNAL_RETRY_SECONDS,
-            },
-        )
+        return await _read_internal(self.refusals, UI_SERVICES, "every service name", read)
+
+
+@dataclass(frozen=True)
+class NodeDump:
+    """Every node's services from one ``/v1/internal/ui/nodes`` answer, and its index."""
+
+    services: dict[str, NodeServices]
+    index: int | None
+
+
+def parse_ui_nodes(payload: Any) -> dict[str, NodeServices]:
+    """Parse ``/v1/internal/ui/nodes`` into node → its service instances (peers' left out)."""
+    if not isinstance(payload, list):
+        raise BadConsulPayload("node dump payload is not a list")
+    result: dict[str, NodeServices] = {}
+    for item in payload:
+        if not isinstance(item, dict) or not isinstance(item.get("Node"), str):
+            raise BadConsulPayload("node dump entry needs a Node name")
+        if item.get("PeerName"):
+            continue
+        result[item["Node"]] = parse_node_services(item)
+    return result
+
+
+@dataclass
+class NodeDumps:
+    """Reads ``/v1/internal/ui/nodes`` for a resync; refused, the caller reads every name."""
+
+    consul: reads.ConsulReads
+    refusals: Refusals
+
+    async def read(self) -> NodeDump | None:
+        """Every node's services, or ``None`` while Consul refuses the dump.
+
+        Other failures raise (``ConsulError``, ``BadConsulPayload``).
+        """
+
+        async def read() -> NodeDump:
+            response = await self.consul.ui_nodes()
+            services = parse_ui_nodes(reads.unfiltered(response, "the node dump"))
+            return NodeDump(services, response.index)
+
+        return await _read_internal(self.refusals, UI_NODES, "every service name", read)

@@ -19,8 +19,8 @@ from tests.reliability.support import (
 
 pytestmark = [pytest.mark.reliability]
 
-SERVICE_READ_LATENCY = 0.5
-"""Delay of each ``/v1/catalog/service/<name>`` read, so that a resync takes seconds."""
+NODE_DUMP_LATENCY = 5.0
+"""Delay of each ``/v1/internal/ui/nodes`` read (one per resync), so that a resync takes seconds."""
 
 
 async def _active(stack: Stack) -> str:
@@ -54,7 +54,7 @@ async def test_active_enricher_killed_mid_resync_the_standby_takes_over(tmp_path
         active = await eventually(lambda: _active(stack))
         standby = "enricher-2" if active == "enricher-1" else "enricher-1"
         offset = len(stack.consul.state.change_log)
-        stack.consul.set_latency(SERVICE_READ_LATENCY, path_prefix="/v1/catalog/service/")
+        stack.consul.set_latency(NODE_DUMP_LATENCY, path_prefix="/v1/internal/ui/nodes")
         flush = asyncio.create_task(
             stack.http.post(
                 stack.url("api-1") + "/api/v1/admin/cache/nodes/flush?wait=true",
@@ -63,10 +63,10 @@ async def test_active_enricher_killed_mid_resync_the_standby_takes_over(tmp_path
             )
         )
         counters = stack.consul.counters
-        reads_before = counters.total("/v1/catalog/service/{name}")
-        # Mid-resync: some service reads done, most still to come.
+        reads_before = counters.total("/v1/internal/ui/nodes")
+        # Mid-resync: the lists are read, the node dump is on its way.
         await wait_until(
-            lambda: counters.total("/v1/catalog/service/{name}") >= reads_before + 3, within=60
+            lambda: counters.total("/v1/internal/ui/nodes") >= reads_before + 1, within=60
         )
         await asyncio.to_thread(stack.processes[active].stop, kill=True)
         killed_at = time.monotonic()

@@ -129,6 +129,23 @@ class FakeConsul:
                 entry["Tags"] = sorted(set(entry["Tags"]) | set(instance.tags))
         return self._answer("ui_services", [summary[n] for n in sorted(summary)])
 
+    async def ui_nodes(self) -> ConsulResponse:
+        """Consul's UI dump: every node with its services (checks left out here)."""
+        data = [
+            {
+                "ID": f"id-{node}",
+                "Node": node,
+                "Address": addr,
+                "Services": [
+                    {"ID": sid, "Service": i.name, "Tags": list(i.tags), "Port": i.port}
+                    for sid, i in sorted(self.services.get(node, {}).items())
+                ],
+                "Checks": [],
+            }
+            for node, addr in sorted(self.nodes.items())
+        ]
+        return self._answer("ui_nodes", data)
+
     async def node_services(self, node: str) -> ConsulResponse:
         """One node's services."""
         services = [

@@ -214,3 +214,62 @@ async def test_without_a_members_api_the_refresh_reads_nothing() -> None:
     engine, _ = await _started(consul)
     assert await engine.refresh_members() is None
     assert consul.calls == {}
+
+
+async def test_a_resync_reads_every_nodes_instances_in_one_answer() -> None:
+    """Consul's node dump gives every node's instances: no read per service name or node."""
+    consul = _cluster()
+    store = MemoryStore()
+    engine = Engine(consul, store, SETTINGS)
+    await engine.resync(ResyncReason.START)
+    assert consul.calls["ui_nodes"] == 1
+    assert "catalog_service" not in consul.calls
+    assert "node_services" not in consul.calls
+    assert store.views["n0"].services_count == 2
+    assert store.views["n3"].service_names == ("web",)
+
+
+@pytest.mark.parametrize("status", [403, 404, 405])
+async def test_a_refused_node_dump_gives_way_to_one_read_per_name_for_a_while(
+    status: int,
+) -> None:
+    """Refused, the dump is replaced by a read per name, and not asked again at once."""
+    consul = _cluster()
+    consul.refuse["ui_nodes"] = status
+    store = MemoryStore()
+    engine = Engine(consul, store, SETTINGS)
+    await engine.resync(ResyncReason.START)
+    assert consul.calls["ui_nodes"] == 1
+    assert consul.calls["catalog_service"] == 2
+    assert store.views["n0"].services_count == 2
+    consul.calls.clear()
+    await engine.resync(ResyncReason.REQUESTED)
+    assert "ui_nodes" not in consul.calls
+    assert consul.calls["catalog_service"] == 2
+
+
+async def test_a_failed_node_dump_reads_every_name_and_is_tried_again_next_time() -> None:
+    """A dump that fails (not refused) costs this resync a read per name; the next one tries it."""
+    consul = _cluster()
+    consul.failing.add("ui_nodes")
+    store = MemoryStore()
+    engine = Engine(consul, store, SETTINGS)
+    await engine.resync(ResyncReason.START)
+    assert consul.calls["catalog_service"] == 2
+    assert store.views["n0"].services_count == 2
+    consul.failing.clear()
+    consul.calls.clear()
+    await engine.resync(ResyncReason.REQUESTED)
+    assert consul.calls["ui_nodes"] == 1
+    assert "catalog_service" not in consul.calls
+
+
+async def test_an_acl_filtered_node_dump_is_not_taken_for_the_whole_catalog() -> None:
+    """A dump Consul's ACLs cut short is refused: the names are read one by one."""
+    consul = _cluster()
+    consul.filtered.add("ui_nodes")
+    store = MemoryStore()
+    engine = Engine(consul, store, SETTINGS)
+    await engine.resync(ResyncReason.START)
+    assert consul.calls["catalog_service"] == 2
+    assert store.views["n0"].services_count == 2
