@@ -38,6 +38,17 @@ EXIT_KUBECTL = 3
 PIPELINE_DEPLOYMENTS = ("nodeview-enricher", "nodeview-relay")
 API_DEPLOYMENT = "nodeview-api"
 
+API_JOB = "nodeview-api"
+"""Prometheus ``job`` of the API's targets (docs/operations.md, "Jobs")."""
+ENRICHER_JOB = "nodeview-enricher"
+CONSUL_JOBS = "nodeview-enricher|nodeview-relay"
+"""The jobs whose targets read Consul, as a regular expression."""
+SERVICES_ERROR_RATIO = (
+    f'max(nodeview_nodes_services_error{{job="{API_JOB}"}})'
+    f' / max(sum by (instance) (nodeview_nodes{{job="{API_JOB}"}}))'
+)
+"""Share of the API's nodes whose services could not be read."""
+
 
 @dataclass(frozen=True)
 class Trigger:
@@ -68,8 +79,8 @@ TRIGGERS: tuple[Trigger, ...] = (
         name="consul_timeouts",
         alert="NodeviewConsulTimeoutRateHigh",
         condition=(
-            'sum(rate(consul_requests_total{outcome="timeout"}[5m]))'
-            " / sum(rate(consul_requests_total[5m]))"
+            f'sum(rate(consul_requests_total{{job=~"{CONSUL_JOBS}",outcome="timeout"}}[5m]))'
+            f' / sum(rate(consul_requests_total{{job=~"{CONSUL_JOBS}"}}[5m]))'
         ),
         op=">",
         threshold=0.05,
@@ -81,7 +92,8 @@ TRIGGERS: tuple[Trigger, ...] = (
         alert="NodeviewNodesLatencyP99High",
         condition=(
             "histogram_quantile(0.99, sum by (le) "
-            '(rate(http_request_duration_seconds_bucket{route="/api/v1/nodes"}[5m])))'
+            f'(rate(http_request_duration_seconds_bucket{{job="{API_JOB}",'
+            'route="/api/v1/nodes"}[5m])))'
         ),
         op=">",
         threshold=5,
@@ -91,7 +103,7 @@ TRIGGERS: tuple[Trigger, ...] = (
     Trigger(
         name="enrich_failures",
         alert="NodeviewEnrichFailuresHigh",
-        condition="sum(rate(consul_node_enrich_failures_total[5m])) * 60",
+        condition=f'sum(rate(consul_node_enrich_failures_total{{job="{ENRICHER_JOB}"}}[5m])) * 60',
         op=">",
         threshold=10,
         hold="5m",
@@ -101,7 +113,8 @@ TRIGGERS: tuple[Trigger, ...] = (
         name="http_5xx",
         alert="NodeviewHttp5xxRateHigh",
         condition=(
-            'sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m]))'
+            f'sum(rate(http_requests_total{{job="{API_JOB}",status=~"5.."}}[5m]))'
+            f' / sum(rate(http_requests_total{{job="{API_JOB}"}}[5m]))'
         ),
         op=">",
         threshold=0.01,
@@ -111,7 +124,7 @@ TRIGGERS: tuple[Trigger, ...] = (
     Trigger(
         name="all_nodes_services_error",
         alert="NodeviewAllNodesServicesError",
-        condition="max(nodeview_nodes_services_error) / max(sum by (instance) (nodeview_nodes))",
+        condition=SERVICES_ERROR_RATIO,
         op=">=",
         threshold=1,
         hold="1m",
@@ -120,7 +133,7 @@ TRIGGERS: tuple[Trigger, ...] = (
     Trigger(
         name="mass_nodes_services_error",
         alert="NodeviewManyNodesServicesError",
-        condition="max(nodeview_nodes_services_error) / max(sum by (instance) (nodeview_nodes))",
+        condition=SERVICES_ERROR_RATIO,
         op=">",
         threshold=0.5,
         hold="5m",
@@ -129,7 +142,7 @@ TRIGGERS: tuple[Trigger, ...] = (
     Trigger(
         name="view_stale",
         alert="NodeviewViewStale",
-        condition="max(nodeview_view_stale)",
+        condition=f'max(nodeview_view_stale{{job="{API_JOB}"}})',
         op=">=",
         threshold=1,
         hold="5m",

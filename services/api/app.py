@@ -126,7 +126,12 @@ def create_app(settings: ApiSettings, runtime: Runtime | None = None) -> FastAPI
     app.include_router(nodes_router(runtime, settings))
     add_health_routes(app, runtime.ready, runtime.status)
     app.include_router(dashboard_router())
-    app.add_middleware(ApiMiddleware, max_body_bytes=settings.api_max_body_bytes)
+    app.add_middleware(
+        ApiMiddleware,
+        max_body_bytes=settings.api_max_body_bytes,
+        access_log=settings.api_access_log,
+        trusted_proxies=settings.api_trusted_proxies,
+    )
     return app
 
 

@@ -1,13 +1,23 @@
-"""ASGI middleware of the API: security headers, request body limit and HTTP metrics."""
+"""ASGI middleware of the API: security headers, request body limit, HTTP metrics, access log."""
 
+import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import metrics
+from services.api.clients import Network, client_address
 from services.telemetry import tracer
+
+access_log = logging.getLogger("nodeview.api.access")
+
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+"""Probe and scrape paths: their access lines are logged at DEBUG, the others at INFO."""
+LOGGED_PATH_LIMIT = 512
+"""Characters of the request path kept in an access line."""
 
 SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
@@ -19,11 +29,19 @@ SECURITY_HEADERS = (
 
 
 class ApiMiddleware:
-    """Adds security headers, refuses oversized bodies and records request metrics."""
+    """Adds security headers, refuses oversized bodies, records metrics and logs each request."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        access_log: bool = True,
+        trusted_proxies: Sequence[Network] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.access_log = access_log
+        self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call."""
@@ -31,11 +49,11 @@ class ApiMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status_holder: dict[str, Any] = {"status": 500}
+        status_holder: dict[str, Any] = {"status": 500, "bytes": 0}
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await _too_large(send)
-            self._record(scope, 413, started)
+            sent = await _too_large(send)
+            self._log(scope, self._record(scope, 413, started), 413, started, sent)
             return
         if declared is None and _has_header(scope, b"transfer-encoding"):
             # A streamed body announces no size: read it (bounded) before the route sees it.
@@ -44,8 +62,8 @@ class ApiMiddleware:
             except ClientDisconnected:
                 return
             if buffered is None:
-                await _too_large(send)
-                self._record(scope, 413, started)
+                sent = await _too_large(send)
+                self._log(scope, self._record(scope, 413, started), 413, started, sent)
                 return
             receive = _replay(buffered, receive)
 
@@ -55,6 +73,8 @@ class ApiMiddleware:
                 headers = list(message.get("headers", []))
                 headers.extend(SECURITY_HEADERS)
                 message["headers"] = headers
+            elif message["type"] == "http.response.body":
+                status_holder["bytes"] += len(message.get("body", b""))
             await send(message)
 
         method = scope.get("method", "")
@@ -70,6 +90,34 @@ class ApiMiddleware:
                 span.update_name(f"{method} {template}")
                 span.set_attribute("http.route", template)
                 span.set_attribute("http.response.status_code", status_holder["status"])
+                self._log(scope, template, status_holder["status"], started, status_holder["bytes"])
+
+    def _log(self, scope: Scope, route: str, status: int, started: float, sent: int) -> None:
+        """Write the access line of one request (inside its span, which gives the trace ids)."""
+        path = str(scope.get("path", ""))
+        level = logging.DEBUG if path in QUIET_PATHS else logging.INFO
+        if not self.access_log or not access_log.isEnabledFor(level):
+            return
+        peer = scope.get("client")
+        forwarded = next(
+            (v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-forwarded-for"),
+            None,
+        )
+        client = client_address(peer[0] if peer else None, forwarded, self.trusted_proxies)
+        access_log.log(
+            level,
+            "request",
+            extra={
+                "event": "api.access",
+                "method": scope.get("method", ""),
+                "path": path[:LOGGED_PATH_LIMIT],
+                "route": route,
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "client": client,
+                "bytes": sent,
+            },
+        )
 
     @staticmethod
     def _record(scope: Scope, status: int, started: float) -> str:
@@ -133,7 +181,8 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _too_large(send: Send) -> None:
+async def _too_large(send: Send) -> int:
+    """Answer 413 and return the size of the body sent."""
     body = b'{"success":false,"error":"body_too_large","detail":null}'
     await send(
         {
@@ -143,3 +192,4 @@ async def _too_large(send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+    return len(body)

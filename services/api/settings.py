@@ -30,6 +30,8 @@ class ApiSettings(NatsSettings):
         default=15.0, gt=0, validation_alias="API_SSE_KEEPALIVE_SECONDS"
     )
     api_max_body_bytes: int = Field(default=64 * 1024, ge=0, validation_alias="API_MAX_BODY_BYTES")
+    api_access_log: bool = Field(default=True, validation_alias="API_ACCESS_LOG")
+    """One JSON line per request (``event: api.access``); probes and scrapes only at DEBUG."""
     api_trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = Field(
         default=(), validation_alias="API_TRUSTED_PROXIES"
     )

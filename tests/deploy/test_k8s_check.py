@@ -162,7 +162,9 @@ def test_invalid_promql_in_rules_file_fails(tmp_path: Path) -> None:
     rules = tmp_path / "deploy" / "prometheus" / "rules.yml"
     rules.parent.mkdir(parents=True)
     text = (ROOT / "deploy" / "prometheus" / "rules.yml").read_text()
-    rules.write_text(text.replace("max(nodeview_view_stale) >= 1", "max(nodeview_view_stale >= 1"))
+    stale = 'max(nodeview_view_stale{job="nodeview-api"}) >= 1'
+    assert stale in text
+    rules.write_text(text.replace(stale, stale.replace("}) >=", "} >=")))
     problems = k8s_check.rules_problems([], rules, ROOT / "deploy" / "k8s" / "schemas")
     assert len(problems) == 1
     assert "NodeviewViewStale: invalid PromQL" in problems[0]

@@ -74,6 +74,22 @@ async def test_one_consul_change_is_one_trace_through_every_service(tmp_path: Pa
         trace_spans = await eventually(complete, within=30)
         services = {s.service for s in trace_spans}
         assert {"nodeview-relay", "nodeview-enricher", "nodeview-api"} <= services
+
+        await stack.http.get(stack.url("api-1") + "/api/v1/nodes")
+
+        async def access_line_names_its_span() -> None:
+            # The last line for the path is this request's: earlier reads were answered before.
+            line = [
+                line
+                for line in _log_lines(stack, "api-1", "api.access")
+                if line["path"] == "/api/v1/nodes"
+            ][-1]
+            spans = [s for s in receiver.spans if s.span_id == line["span_id"]]
+            assert [(s.trace_id, s.name, s.service, s.instance) for s in spans] == [
+                (line["trace_id"], "GET /api/v1/nodes", "nodeview-api", "api-1")
+            ]
+
+        await eventually(access_line_names_its_span, within=30)
     finally:
         await stack.stop()
         await receiver.stop()

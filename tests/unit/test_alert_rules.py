@@ -1,48 +1,19 @@
-"""Every alert expression names only metrics, and labels, that the services really export."""
+"""Every alert names only metrics, labels and jobs nodeview exports, and links its runbook."""
 
-import importlib
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from prometheus_client.metrics import MetricWrapperBase
 
-from services import metrics
+from tests import exported_metrics
 
-promql_parser: Any = importlib.import_module("promql_parser")
-
-RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules.yml"
-_SUFFIXES = ("_bucket", "_sum", "_count", "_total", "_created")
-_SCRAPE_LABELS = {"instance", "job", "namespace", "pod", "service", "le"}
-
-
-def _selectors(node: Any) -> list[Any]:
-    """Every vector selector inside a parsed PromQL expression."""
-    if isinstance(node, promql_parser.VectorSelector):
-        return [node]
-    if isinstance(node, promql_parser.MatrixSelector):
-        return [node.vector_selector] if hasattr(node, "vector_selector") else [node.vs]
-    found: list[Any] = []
-    for name in ("lhs", "rhs", "expr", "param"):
-        child = getattr(node, name, None)
-        if child is not None and not isinstance(child, str | int | float):
-            found += _selectors(child)
-    for arg in getattr(node, "args", None) or []:
-        found += _selectors(arg)
-    return found
-
-
-def _exported() -> dict[str, set[str]]:
-    """Sample names the services export (with histogram/counter suffixes) and their labels."""
-    names: dict[str, set[str]] = {}
-    for value in vars(metrics).values():
-        if isinstance(value, MetricWrapperBase):
-            base = value._name
-            labels = set(value._labelnames)
-            for suffix in ("", *_SUFFIXES):
-                names.setdefault(base + suffix, set()).update(labels)
-    return names
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
+SEVERITIES = {"warning", "critical"}
+RUNBOOK_URL = re.compile(r"docs/(?P<page>[a-z]+\.md)#(?P<anchor>[a-z0-9-]+)")
+"""The one form of ``runbook_url``: a page of docs/ and an anchor, relative to the repository."""
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -67,12 +38,42 @@ def test_rules_file_has_every_rollback_trigger() -> None:
 @pytest.mark.parametrize("rule", _rules(), ids=lambda r: str(r.get("alert")))
 def test_each_alert_uses_exported_metrics_and_labels(rule: dict[str, Any]) -> None:
     """Each selector of the alert names a metric and labels that nodeview exports."""
-    exported = _exported()
-    selectors = _selectors(promql_parser.parse(rule["expr"]))
-    assert selectors, rule["expr"]
-    for selector in selectors:
-        assert selector.name in exported, f"{rule['alert']}: {selector.name} is not exported"
-        for matcher in selector.matchers.matchers:
-            assert matcher.name in exported[selector.name] | _SCRAPE_LABELS, (
-                f"{rule['alert']}: label {matcher.name} not on {selector.name}"
-            )
+    assert exported_metrics.selectors(rule["expr"]), rule["expr"]
+    assert exported_metrics.problems(rule["expr"]) == []
+
+
+@pytest.mark.parametrize("rule", _rules(), ids=lambda r: str(r.get("alert")))
+def test_each_alert_selects_nodeview_jobs_only(rule: dict[str, Any]) -> None:
+    """Each selector names the job of a nodeview role, so a shared Prometheus cannot misfire it."""
+    assert exported_metrics.job_problems(rule["expr"]) == []
+
+
+@pytest.mark.parametrize("rule", _rules(), ids=lambda r: str(r.get("alert")))
+def test_each_alert_links_a_runbook_section_that_exists(rule: dict[str, Any]) -> None:
+    """``runbook_url`` (not ``runbook``) points at an anchor that exists in docs/."""
+    annotations = rule["annotations"]
+    assert "runbook" not in annotations
+    link = RUNBOOK_URL.fullmatch(annotations["runbook_url"])
+    assert link is not None, annotations["runbook_url"]
+    page = (ROOT / "docs" / link["page"]).read_text()
+    assert f'<a id="{link["anchor"]}"></a>' in page
+
+
+def test_severities_follow_impact() -> None:
+    """Only warning and critical are used, and both are: not every alert pages."""
+    severities = [rule["labels"]["severity"] for rule in _rules()]
+    assert set(severities) == SEVERITIES
+
+
+def test_the_checks_catch_a_foreign_metric_label_and_job() -> None:
+    """The helpers reject an unknown metric, a label the metric lacks and a missing job."""
+    expression = 'sum by (kind) (rate(nodeview_events_total{colour="red"}[5m])) + up_and_away'
+    assert exported_metrics.problems(expression) == [
+        "label colour is not on nodeview_events_total",
+        "sum by/without: label kind is not on its operand",
+        "up_and_away is not exported",
+    ]
+    assert exported_metrics.job_problems('nodeview_nodes{job=~".*api.*"}') == [
+        "nodeview_nodes: job '.*api.*' is no nodeview role"
+    ]
+    assert exported_metrics.job_problems("nodeview_nodes") == ["nodeview_nodes has no job matcher"]
