@@ -138,7 +138,7 @@ def settings_of(cls: type[BaseSettings]) -> list[Setting]:
                 env=_env_names(info, field),
                 flag=None if secret else "--" + field.replace("_", "-"),
                 default=_default(info),
-                meaning=" ".join((info.description or "").split()),
+                meaning=" ".join((info.description or "").replace("``", "").split()),
                 secret=secret,
                 boolean=boolean,
                 metavar=_KINDS.get(kind, "LIST"),
