@@ -129,10 +129,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _prepare(
-    args: argparse.Namespace, command: str, settings: type[BaseSettings]
+    args: argparse.Namespace, command: str, settings: type[BaseSettings] | None
 ) -> dict[str, str]:
-    """Put the flags into the environment and warn of near-miss variable names."""
-    flags = flag_values(args, settings)
+    """Put the command's flags into the environment and warn of near-miss variable names."""
+    flags = flag_values(args, settings) if settings is not None else {}
     apply_flags(flags, os.environ)
     known = known_variables([*ROLES.values(), DevSettings])
     for warning in near_misses(os.environ, known):
@@ -141,11 +141,9 @@ def _prepare(
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    """``nodeview config check [ROLE]``."""
+    """``nodeview config check [ROLE]``: every role's problems once, each valid role's values."""
     roles = [args.role] if args.role else list(ROLES)
-    flags = _prepare(args, "config check", ROLES[args.role]) if args.role else {}
-    if not args.role:
-        _prepare(args, "config check", ApiSettings)
+    flags = _prepare(args, "config check", ROLES[args.role] if args.role else None)
     problems: list[str] = []
     for role in roles:
         settings, found = load(ROLES[role], flags)
