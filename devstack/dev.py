@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import os
 import random
 import secrets
 import signal
@@ -34,6 +33,10 @@ class DevOptions:
     api_replicas: int = 1
     tracing: bool = False
     servers: int = 3
+    relay_token: str | None = None
+    """Bearer token of the relay's watch handler; generated when None."""
+    admin_token: str | None = None
+    """Bearer token of the API's flush endpoint; generated when None."""
 
 
 def nats_login(user: RoleUser) -> dict[str, str]:
@@ -107,8 +110,8 @@ async def churn(double: ConsulDouble, per_second: float, stop: asyncio.Event) ->
 async def run(options: DevOptions) -> None:
     """Start everything, print where it is, and stop it all on Ctrl-C."""
     workdir = Path(tempfile.mkdtemp(prefix="nodeview-dev-"))
-    relay_token = os.environ.get("RELAY_TOKEN") or secrets.token_urlsafe(24)
-    admin_token = os.environ.get("API_ADMIN_TOKEN") or secrets.token_urlsafe(24)
+    relay_token = options.relay_token or secrets.token_urlsafe(24)
+    admin_token = options.admin_token or secrets.token_urlsafe(24)
     # One NATS user per role, each denied what its role must never do (as in deploy/).
     users = role_users()
     nats_server = NatsServer(

@@ -3,7 +3,6 @@
 import asyncio
 import logging
 import random
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -152,14 +151,6 @@ def _parse_int(value: str | None) -> int | None:
         return None
 
 
-def _tls_verify(settings: ConsulSettings) -> ssl.SSLContext | bool:
-    if not settings.consul_tls_verify:
-        return False
-    if settings.consul_ca_file is not None:
-        return ssl.create_default_context(cafile=str(settings.consul_ca_file))
-    return True
-
-
 class ConsulClient:
     """One pooled client for every Consul read of a process."""
 
@@ -193,7 +184,9 @@ class ConsulClient:
         self._http = httpx.AsyncClient(
             headers=headers,
             transport=transport,
-            verify=_tls_verify(settings),
+            verify=settings.tls_verify(),
+            # Namespace and partition (Consul Enterprise) go with every request when set.
+            params=settings.consul_query_params(),
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
             timeout=settings.consul_catalog_timeout,
         )

@@ -35,6 +35,9 @@ SERVICE_ENV_PREFIXES = (
     "SITE_",
     "LOG_",
     "OTEL_",
+    "NODEVIEW_",
+    "SHUTDOWN_",
+    "RESYNC_",
 )
 """Variables the services read: the shell running the tests must not configure what they start."""
 

@@ -32,6 +32,7 @@ from devstack.consul_double.querying import (
     QueryOptions,
     blocking_timeout,
 )
+from devstack.consul_double.tenancy import check_tenancy
 
 if TYPE_CHECKING:
     from devstack.consul_double.server import ConsulDouble
@@ -114,6 +115,7 @@ class ServerApp:
         if request.method not in route.methods:
             return text_reply(405, f"method {request.method} not allowed")
         try:
+            check_tenancy(request, route.pattern.template)
             self._check_acl(request)
             self._check_rights(refusal)
             return await route.handler(self, call)
