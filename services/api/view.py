@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -13,6 +14,8 @@ from pydantic import ValidationError
 from contracts import subjects
 from contracts.views import Heartbeat, NodeEntry, NodeView, ViewMeta
 from services import metrics
+from services.api.filters import MetaFilter, meta_matches
+from services.api.prometheus_sd import target_groups
 
 _ENTRY_FIELDS = tuple(NodeEntry.model_fields)
 
@@ -65,7 +68,8 @@ class ViewState:
         self._entries: dict[str, dict[str, Any]] = {}
         self.gauges = metrics.NodeGauges()
         """Counts behind the node gauges, kept in step with each change."""
-        self._bodies: OrderedDict[tuple[str | None, str | None, bool], Body] = OrderedDict()
+        self._bodies: OrderedDict[tuple[object, ...], Body] = OrderedDict()
+        """Bodies by what they answer (endpoint and filters), least recently used first."""
 
     def apply(self, key: str, value: bytes, deleted: bool) -> Delta:
         """Apply one KV entry (or its deletion) and say what changed."""
@@ -151,13 +155,30 @@ class ViewState:
         """Return the age of the enricher's heartbeat in seconds."""
         return None if self.heartbeat is None else (now - self.heartbeat.at).total_seconds()
 
-    def nodes_body(self, now: datetime, site: str | None = None, status: str | None = None) -> Body:
+    def nodes_body(
+        self,
+        now: datetime,
+        site: str | None = None,
+        status: str | None = None,
+        meta: MetaFilter = (),
+    ) -> Body:
         """Return the ``/api/v1/nodes`` body, built once per change (and per filter)."""
         stale = self.is_stale(now)
-        cache_key = (site, status, stale)
+        return self._cached(
+            ("nodes", site, status, meta, stale), lambda: self._build(site, status, meta, stale)
+        )
+
+    def sd_body(self, service: str | None = None, site: str | None = None) -> Body:
+        """Return the Prometheus HTTP service discovery body, built once per change (and filter)."""
+        return self._cached(
+            ("sd", service, site),
+            lambda: _body(target_groups(self.nodes.values(), service=service, site=site)),
+        )
+
+    def _cached(self, cache_key: tuple[object, ...], build: Callable[[], Body]) -> Body:
         body = self._bodies.get(cache_key)
         if body is None:
-            body = self._build(site, status, stale)
+            body = build()
             self._bodies[cache_key] = body
             if len(self._bodies) > MAX_CACHED_BODIES:
                 self._bodies.popitem(last=False)
@@ -165,16 +186,15 @@ class ViewState:
             self._bodies.move_to_end(cache_key)
         return body
 
-    def _build(self, site: str | None, status: str | None, stale: bool) -> Body:
+    def _build(
+        self, site: str | None, status: str | None, node_meta: MetaFilter, stale: bool
+    ) -> Body:
         entries = [
-            self._entries[name]
-            for name in sorted(self._entries)
-            if (
-                site is None
-                or self._entries[name]["site_name"] == site
-                or self._entries[name]["site_code"] == site
-            )
-            and (status is None or self._entries[name]["status"] == status)
+            entry
+            for entry in (self._entries[name] for name in sorted(self._entries))
+            if (site is None or site in (entry["site_name"], entry["site_code"]))
+            and (status is None or entry["status"] == status)
+            and meta_matches(entry["meta"], node_meta)
         ]
         meta = self.meta
         document = {
@@ -188,6 +208,11 @@ class ViewState:
             "stale": stale,
             "degraded": self.degraded(),
         }
-        content = json.dumps(document, separators=(",", ":")).encode()
-        etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
-        return Body(content=content, etag=etag)
+        return _body(document)
+
+
+def _body(document: object) -> Body:
+    """Serialise a JSON document once, with a strong ETag from its bytes."""
+    content = json.dumps(document, separators=(",", ":")).encode()
+    etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
+    return Body(content=content, etag=etag)
