@@ -5,7 +5,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-NodeStatus = Literal["alive", "dead", "left", "unknown"]
+NodeStatus = Literal["alive", "dead", "unknown"]
+"""The old endpoint's statuses: ``dead`` covers a node that failed and one that left (Consul
+deregisters a node that leaves, so only the agent's member list, not always readable, could
+tell the two apart)."""
 NodeType = Literal["server", "client"]
 ServicesStatus = Literal["ok", "error"]
 

@@ -5,7 +5,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Protocol
 
 import nats.errors
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -17,6 +17,7 @@ from contracts.views import (
     ErrorResponse,
     FlushResponse,
     NodeServicesResponse,
+    NodeStatus,
     NodeView,
     ServiceDetail,
     ServiceNamesResponse,
@@ -31,7 +32,6 @@ from services.api.settings import ApiSettings
 from services.api.view import Body
 from services.auth import check_bearer, error_response
 
-StatusFilter = Literal["alive", "dead", "left", "unknown"]
 MAX_FILTER_LENGTH = 256
 
 
@@ -114,7 +114,7 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
     )
     async def list_nodes(
         site: Annotated[str | None, Query(max_length=MAX_FILTER_LENGTH)] = None,
-        status: StatusFilter | None = None,
+        status: NodeStatus | None = None,
         meta: Annotated[
             list[str] | None, Query(description="key:value, repeatable; every pair must match")
         ] = None,

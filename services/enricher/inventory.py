@@ -91,7 +91,11 @@ class Inventory:
 
 
 def member_status(serf_status: object) -> NodeStatus:
-    """Map a Serf member status to the legacy status (alive / dead / unknown)."""
+    """Map a Serf member status to the legacy status (alive / dead / unknown).
+
+    ``left`` (3) is ``dead`` as in the old endpoint: Consul deregisters a node that leaves, so
+    only the member list, which nodeview cannot always read, could keep it apart from failed.
+    """
     if serf_status == SERF_ALIVE:
         return "alive"
     if serf_status in (SERF_LEFT, SERF_FAILED):

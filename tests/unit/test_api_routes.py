@@ -160,3 +160,11 @@ async def test_an_overlong_sd_filter_is_refused(client: httpx.AsyncClient) -> No
     response = await client.get("/api/v1/sd/prometheus", params={"service": "s" * 300})
     # Refused by the query's declared bound (FastAPI's validation answer), never served.
     assert response.status_code in (400, 422)
+
+
+async def test_left_is_not_offered_as_a_status_filter(client: httpx.AsyncClient) -> None:
+    """``?status=left`` is refused: a node that left is ``dead``, as in the old endpoint."""
+    refused = await client.get("/api/v1/nodes", params={"status": "left"})
+    assert refused.status_code in (400, 422)
+    alive = await client.get("/api/v1/nodes", params={"status": "alive"})
+    assert alive.json()["total"] == 3

@@ -417,7 +417,8 @@ def test_node_gauges_follow_the_stored_views() -> None:
     metrics.set_node_gauges(state.nodes.values())
     assert _gauge("nodeview_nodes", status="alive") == 3
     assert _gauge("nodeview_nodes", status="dead") == 1
-    assert _gauge("nodeview_nodes", status="left") == 0
+    assert _gauge("nodeview_nodes", status="unknown") == 0
+    assert REGISTRY.get_sample_value("nodeview_nodes", {"status": "left"}) is None
     assert _gauge("nodeview_nodes_services_error") == 1
     state.apply(subjects.node_key("prom-recife-01"), b"", True)
     metrics.set_node_gauges(state.nodes.values())
