@@ -51,35 +51,47 @@ def _node_labels(view: NodeView) -> dict[str, str]:
     }
 
 
+def in_site(view: NodeView, site: str | None) -> bool:
+    """Tell whether a node is in ``site`` (its name or code); ``None`` keeps every node."""
+    return site is None or site in (view.site_name, view.site_code)
+
+
+def node_groups(view: NodeView) -> list[tuple[str, dict[str, Any]]]:
+    """One node's target groups, one per service instance, each with its service name, sorted.
+
+    The address is the instance's own when set, else its node's. An instance without a port
+    (0), or without any address, cannot be scraped and is left out.
+    """
+    groups: list[tuple[str, dict[str, Any]]] = []
+    shared: dict[str, str] | None = None
+    for service_id, instance in sorted(view.services.items()):
+        host = instance.address or view.addr
+        if not host or instance.port <= 0:
+            continue
+        shared = shared if shared is not None else _node_labels(view)
+        tags = TAG_SEPARATOR + TAG_SEPARATOR.join(instance.tags) + TAG_SEPARATOR
+        labels = {
+            **shared,
+            f"{LABEL_PREFIX}service": instance.name,
+            f"{LABEL_PREFIX}service_id": service_id,
+            f"{LABEL_PREFIX}service_address": instance.address,
+            f"{LABEL_PREFIX}service_port": str(instance.port),
+            f"{LABEL_PREFIX}tags": tags,
+        }
+        group = {"targets": [host_port(host, instance.port)], "labels": labels}
+        groups.append((instance.name, group))
+    return groups
+
+
 def target_groups(
     views: Iterable[NodeView], *, service: str | None = None, site: str | None = None
 ) -> list[dict[str, Any]]:
-    """One target group per service instance: ``addr:port`` and its labels, sorted.
-
-    The address is the instance's own when set, else its node's. An instance without a port
-    (0), or without any address, cannot be scraped and is left out. ``service`` keeps one
-    service name; ``site`` one site, by name or code.
-    """
-    groups: list[dict[str, Any]] = []
-    for view in sorted(views, key=lambda v: v.node):
-        if site is not None and site not in (view.site_name, view.site_code):
-            continue
-        shared: dict[str, str] | None = None
-        for service_id, instance in sorted(view.services.items()):
-            if service is not None and instance.name != service:
-                continue
-            host = instance.address or view.addr
-            if not host or instance.port <= 0:
-                continue
-            shared = shared if shared is not None else _node_labels(view)
-            tags = TAG_SEPARATOR + TAG_SEPARATOR.join(instance.tags) + TAG_SEPARATOR
-            labels = {
-                **shared,
-                f"{LABEL_PREFIX}service": instance.name,
-                f"{LABEL_PREFIX}service_id": service_id,
-                f"{LABEL_PREFIX}service_address": instance.address,
-                f"{LABEL_PREFIX}service_port": str(instance.port),
-                f"{LABEL_PREFIX}tags": tags,
-            }
-            groups.append({"targets": [host_port(host, instance.port)], "labels": labels})
-    return groups
+    """The target groups of every node, by node name; ``service`` keeps one service name,
+    ``site`` one site (by name or code)."""
+    return [
+        group
+        for view in sorted(views, key=lambda v: v.node)
+        if in_site(view, site)
+        for name, group in node_groups(view)
+        if service is None or name == service
+    ]

@@ -15,7 +15,7 @@ from contracts import subjects
 from contracts.views import Heartbeat, NodeEntry, NodeView, ViewMeta
 from services import metrics
 from services.api.filters import MetaFilter, meta_matches
-from services.api.prometheus_sd import target_groups
+from services.api.prometheus_sd import in_site, node_groups
 
 _ENTRY_FIELDS = tuple(NodeEntry.model_fields)
 
@@ -66,6 +66,9 @@ class ViewState:
         self.meta: ViewMeta | None = None
         self.heartbeat: Heartbeat | None = None
         self._entries: dict[str, dict[str, Any]] = {}
+        self._sd_parts: dict[str, tuple[tuple[str, bytes], ...]] = {}
+        """Node → its serialised discovery groups with their service names, made on demand:
+        a change re-serialises one node's instances, not every instance of the cluster."""
         self.gauges = metrics.NodeGauges()
         """Counts behind the node gauges, kept in step with each change."""
         self._bodies: OrderedDict[tuple[object, ...], Body] = OrderedDict()
@@ -103,12 +106,14 @@ class ViewState:
         self.by_addr[view.addr] = view
         entry = entry_of(view)
         self._entries[view.node] = entry
+        self._sd_parts.pop(view.node, None)
         self._bodies.clear()
         return Delta("node", entry)
 
     def _delete(self, node: str) -> Delta:
         old = self.nodes.pop(node, None)
         self._entries.pop(node, None)
+        self._sd_parts.pop(node, None)
         if old is None:
             return Delta("none")
         self.gauges.replace(old, None)
@@ -170,10 +175,20 @@ class ViewState:
 
     def sd_body(self, service: str | None = None, site: str | None = None) -> Body:
         """Return the Prometheus HTTP service discovery body, built once per change (and filter)."""
-        return self._cached(
-            ("sd", service, site),
-            lambda: _body(target_groups(self.nodes.values(), service=service, site=site)),
-        )
+        return self._cached(("sd", service, site), lambda: self._build_sd(service, site))
+
+    def _build_sd(self, service: str | None, site: str | None) -> Body:
+        parts: list[bytes] = []
+        for name in sorted(self.nodes):
+            view = self.nodes[name]
+            if not in_site(view, site):
+                continue
+            node_parts = self._sd_parts.get(name)
+            if node_parts is None:
+                node_parts = tuple((n, _json(group)) for n, group in node_groups(view))
+                self._sd_parts[name] = node_parts
+            parts.extend(part for n, part in node_parts if service is None or n == service)
+        return _body_of(b"[" + b",".join(parts) + b"]")
 
     def _cached(self, cache_key: tuple[object, ...], build: Callable[[], Body]) -> Body:
         body = self._bodies.get(cache_key)
@@ -211,8 +226,16 @@ class ViewState:
         return _body(document)
 
 
+def _json(document: object) -> bytes:
+    """Compact JSON bytes of a document."""
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
 def _body(document: object) -> Body:
     """Serialise a JSON document once, with a strong ETag from its bytes."""
-    content = json.dumps(document, separators=(",", ":")).encode()
-    etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
-    return Body(content=content, etag=etag)
+    return _body_of(_json(document))
+
+
+def _body_of(content: bytes) -> Body:
+    """A body of serialised JSON, with a strong ETag from its bytes."""
+    return Body(content=content, etag='"' + hashlib.sha256(content).hexdigest()[:32] + '"')

@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 from contracts import subjects
 from contracts.views import Heartbeat, NodeEntry, NodeView, ServiceInstance, ViewMeta
 from services import metrics
+from services.api.prometheus_sd import target_groups
 from services.api.view import MAX_CACHED_BODIES, Delta, ViewState
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -136,6 +137,25 @@ def test_the_sd_body_is_built_once_per_change_and_follows_the_view() -> None:
     after = state.sd_body()
     assert after.etag != first.etag
     assert "10.0.0.1:1" in {g["targets"][0] for g in json.loads(after.content)}
+
+
+@pytest.mark.parametrize(
+    ("service", "site"),
+    [(None, None), ("prometheus", None), (None, "rio"), ("alertmanager", "Palmas (TO)")],
+)
+def test_the_sd_body_built_node_by_node_equals_the_whole_document(
+    service: str | None, site: str | None
+) -> None:
+    """Groups kept per node and joined give the very document built from every view at once."""
+    state = _state(PALMAS, RIO, RECIFE, SERVER)
+    state.sd_body()
+    retagged = RIO.model_copy(
+        update={"services": {"p": ServiceInstance(name="prometheus", tags=("x",), port=9)}}
+    )
+    _put(state, retagged)
+    state.apply(subjects.node_key("prom-recife-01"), b"", True)
+    want = target_groups([PALMAS, retagged, SERVER], service=service, site=site)
+    assert json.loads(state.sd_body(service=service, site=site).content) == want
 
 
 def test_applying_a_node_stores_it_and_reports_its_entry() -> None:
