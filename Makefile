@@ -26,6 +26,7 @@ typecheck: venv
 
 test: lint typecheck
 	bash scripts/install_chromium.sh
+	bash scripts/install_prometheus.sh
 	RELIABILITY_FUZZ_SCALE=$${RELIABILITY_FUZZ_SCALE:-0.1} $(BIN)/pytest $(PYTEST_ARGS)
 
 reliability: venv

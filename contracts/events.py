@@ -29,7 +29,7 @@ def utc_now() -> datetime:
 
 
 _ESSENTIAL_FIELDS: dict[str, tuple[str, ...]] = {
-    "nodes": ("ID", "Node", "Address", "Datacenter"),
+    "nodes": ("ID", "Node", "Address", "Datacenter", "TaggedAddresses", "Meta"),
     "checks": ("Node", "CheckID", "Status", "ServiceID", "ServiceName"),
     "members": ("Name", "Addr", "Status", "Tags"),
     "event": ("ID", "Name", "Payload", "LTime"),
@@ -40,7 +40,9 @@ _ESSENTIAL_FIELDS: dict[str, tuple[str, ...]] = {
 """Per watch type, the fields nodeview reads; a ``service`` entry holds ``Node`` and ``Service``.
 
 A watch handler gets Consul's API structs re-encoded (empty fields dropped, extra fields added), the
-built-in watcher the raw HTTP answer: only these fields, empty ones left out, are compared."""
+built-in watcher the raw HTTP answer: only these fields, empty ones left out, are compared. A node
+item's ``TaggedAddresses`` and ``Meta`` are optional: items of relays that did not carry them still
+decode (as a node without tagged addresses or meta)."""
 
 
 def essentials(watch_type: str, payload: Any) -> Any:

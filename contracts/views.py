@@ -1,19 +1,47 @@
 """Per-node views published by the enricher and the response models of the HTTP API."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-NodeStatus = Literal["alive", "dead", "left", "unknown"]
+NodeStatus = Literal["alive", "dead", "unknown"]
+"""The old endpoint's statuses: ``dead`` covers a node that failed and one that left (Consul
+deregisters a node that leaves, so only the agent's member list, not always readable, could
+tell the two apart)."""
 NodeType = Literal["server", "client"]
 ServicesStatus = Literal["ok", "error"]
 
+MAX_NODE_META_PAIRS = 64
+"""Node meta pairs kept per node: Consul's own limit on a node's meta."""
+MAX_NODE_META_KEY_LENGTH = 128
+"""Longest node meta key (Consul's own limit)."""
+MAX_NODE_META_VALUE_LENGTH = 512
+"""Longest node meta value (Consul's own limit)."""
+MAX_TAGGED_ADDRESSES = 16
+"""Tagged addresses kept per node (Consul's agents set six: ``lan``/``wan`` with their
+``_ipv4``/``_ipv6`` forms)."""
+MAX_TAGGED_ADDRESS_KEY_LENGTH = 128
+"""Longest tagged address name."""
+MAX_ADDRESS_LENGTH = 512
+"""Longest node address or tagged address."""
+MAX_NODE_ID_LENGTH = 64
+"""Longest node ID (Consul's are UUIDs: 36 characters)."""
+
+MetaKey = Annotated[str, StringConstraints(max_length=MAX_NODE_META_KEY_LENGTH)]
+MetaValue = Annotated[str, StringConstraints(max_length=MAX_NODE_META_VALUE_LENGTH)]
+AddressKey = Annotated[str, StringConstraints(max_length=MAX_TAGGED_ADDRESS_KEY_LENGTH)]
+Address = Annotated[str, StringConstraints(max_length=MAX_ADDRESS_LENGTH)]
+NodeMeta = Annotated[dict[MetaKey, MetaValue], Field(max_length=MAX_NODE_META_PAIRS)]
+"""A node's meta as Consul's catalog lists it, within Consul's limits."""
+TaggedAddresses = Annotated[dict[AddressKey, Address], Field(max_length=MAX_TAGGED_ADDRESSES)]
+"""A node's tagged addresses (``lan``, ``wan``, ``lan_ipv4``, …) as the catalog lists them."""
+
 
 class ServiceInstance(BaseModel):
-    """One service instance registered on a node."""
+    """One service instance registered on a node (unknown fields ignored, as in ``NodeView``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     name: str
     tags: tuple[str, ...] = ()
@@ -22,12 +50,18 @@ class ServiceInstance(BaseModel):
 
 
 class NodeView(BaseModel):
-    """Everything nodeview knows about one node, as served by the API."""
+    """Everything nodeview knows about one node, as served by the API.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Unknown fields are ignored: a replica one release behind still reads a newer enricher's
+    views (without what it does not know). Fields are only ever added, with defaults.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     node: str
     addr: str
+    id: str = Field(default="", max_length=MAX_NODE_ID_LENGTH)
+    """Consul's node ID (from the catalog; empty for a node the catalog does not list)."""
     datacenter: str = ""
     status: NodeStatus = "unknown"
     type: NodeType = "client"
@@ -41,6 +75,10 @@ class NodeView(BaseModel):
     services_status: ServicesStatus = "ok"
     error: str | None = None
     """Why the services could not be read, when ``services_status`` is ``error``."""
+    meta: NodeMeta = Field(default_factory=dict)
+    """Node meta from the catalog (empty for a node the catalog does not list)."""
+    tagged_addresses: TaggedAddresses = Field(default_factory=dict)
+    """Tagged addresses from the catalog (empty for a node the catalog does not list)."""
     consul_index: int = 0
     updated_at: datetime
 
@@ -114,6 +152,9 @@ class NodeEntry(BaseModel):
     error: str | None
     service_names: tuple[str, ...]
     updated_at: datetime
+    id: str
+    meta: dict[str, str]
+    tagged_addresses: dict[str, str]
 
 
 class NodesResponse(BaseModel):
@@ -175,6 +216,15 @@ class FlushResponse(BaseModel):
     warning: str | None
     request_id: str
     generation: int | None = None
+
+
+class TargetGroup(BaseModel):
+    """One group of ``GET /api/v1/sd/prometheus`` (Prometheus' ``http_sd_configs`` format)."""
+
+    targets: list[str]
+    """One ``host:port``: the service instance's address (else its node's) and port."""
+    labels: dict[str, str]
+    """``__meta_nodeview_*`` labels of the instance and its node."""
 
 
 class ErrorResponse(BaseModel):

@@ -3,10 +3,11 @@
 import collections
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from contracts.views import NodeView
+from contracts.views import NodeStatus, NodeView
 
 CONSUL_REQUESTS = Counter(
     "consul_requests_total",
@@ -107,7 +108,7 @@ HTTP_REQUEST_DURATION = Histogram(
 )
 
 
-NODE_STATUSES = ("alive", "dead", "left", "unknown")
+NODE_STATUSES: tuple[NodeStatus, ...] = get_args(NodeStatus)
 
 
 def set_node_gauges(views: Iterable[NodeView]) -> None:

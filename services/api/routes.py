@@ -5,7 +5,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Protocol
 
 import nats.errors
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -17,23 +17,40 @@ from contracts.views import (
     ErrorResponse,
     FlushResponse,
     NodeServicesResponse,
+    NodeStatus,
     NodeView,
     ServiceDetail,
     ServiceNamesResponse,
+    TargetGroup,
 )
 from services import bus
 from services.api.clients import client_address
 from services.api.feed import SHUTDOWN_EVENT, Feed, Subscriber
+from services.api.filters import BadFilter, parse_meta_filters
 from services.api.negotiation import GZIP_MIN_BYTES, accepts_gzip, etag_matches
 from services.api.settings import ApiSettings
+from services.api.view import Body
 from services.auth import check_bearer, error_response
 
-StatusFilter = Literal["alive", "dead", "left", "unknown"]
 MAX_FILTER_LENGTH = 256
 
 
 def _not_ready() -> JSONResponse:
     return error_response(503, "not_ready", "the view is still being replayed from NATS")
+
+
+def _conditional(body: Body, if_none_match: str | None, accept_encoding: str | None) -> Response:
+    """A cached body as a JSON answer: its ETag, ``304`` when it matches, gzip when accepted."""
+    gzipped = accepts_gzip(accept_encoding) and len(body.content) >= GZIP_MIN_BYTES
+    # The gzip form has the same bytes once decoded: a weak validator (RFC 9110 8.8.1).
+    etag = "W/" + body.etag if gzipped else body.etag
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+    if if_none_match is not None and etag_matches(body.etag, if_none_match):
+        return Response(status_code=304, headers=headers)
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+        return Response(body.gzipped(), media_type="application/json", headers=headers)
+    return Response(body.content, media_type="application/json", headers=headers)
 
 
 def _lookup(feed: Feed | None, node_addr: str) -> tuple[Feed, NodeView] | JSONResponse:
@@ -92,28 +109,48 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
 
     admin_token = settings.admin_token_value()
 
-    @router.get("/nodes", responses={304: {}, 503: {"model": ErrorResponse}})
+    @router.get(
+        "/nodes", responses={304: {}, 400: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+    )
     async def list_nodes(
         site: Annotated[str | None, Query(max_length=MAX_FILTER_LENGTH)] = None,
-        status: StatusFilter | None = None,
+        status: NodeStatus | None = None,
+        meta: Annotated[
+            list[str] | None, Query(description="key:value, repeatable; every pair must match")
+        ] = None,
         if_none_match: Annotated[str | None, Header()] = None,
         accept_encoding: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> Response:
-        """Every node with its status, site and services count, from memory."""
+        """Every node with its status, site, services count and node meta, from memory."""
+        try:
+            node_meta = parse_meta_filters(meta or ())
+        except BadFilter as exc:
+            return error_response(400, "bad_filter", str(exc))
         feed = runtime.feed
         if feed is None or not feed.ready.is_set():
             return _not_ready()
-        body = feed.state.nodes_body(datetime.now(UTC), site, status)
-        gzipped = accepts_gzip(accept_encoding) and len(body.content) >= GZIP_MIN_BYTES
-        # The gzip form has the same bytes once decoded: a weak validator (RFC 9110 8.8.1).
-        etag = "W/" + body.etag if gzipped else body.etag
-        headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
-        if if_none_match is not None and etag_matches(body.etag, if_none_match):
-            return Response(status_code=304, headers=headers)
-        if gzipped:
-            headers["Content-Encoding"] = "gzip"
-            return Response(body.gzipped(), media_type="application/json", headers=headers)
-        return Response(body.content, media_type="application/json", headers=headers)
+        body = feed.state.nodes_body(datetime.now(UTC), site, status, node_meta)
+        return _conditional(body, if_none_match, accept_encoding)
+
+    @router.get(
+        "/sd/prometheus",
+        responses={
+            200: {"model": list[TargetGroup]},
+            304: {},
+            503: {"model": ErrorResponse},
+        },
+    )
+    async def prometheus_sd(
+        service: Annotated[str | None, Query(max_length=MAX_FILTER_LENGTH)] = None,
+        site: Annotated[str | None, Query(max_length=MAX_FILTER_LENGTH)] = None,
+        if_none_match: Annotated[str | None, Header()] = None,
+        accept_encoding: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> Response:
+        """Service instances as Prometheus ``http_sd_configs`` target groups, from memory."""
+        feed = runtime.feed
+        if feed is None or not feed.ready.is_set():
+            return _not_ready()
+        return _conditional(feed.state.sd_body(service, site), if_none_match, accept_encoding)
 
     @router.get(
         "/nodes/events",

@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -13,6 +14,8 @@ from pydantic import ValidationError
 from contracts import subjects
 from contracts.views import Heartbeat, NodeEntry, NodeView, ViewMeta
 from services import metrics
+from services.api.filters import MetaFilter, meta_matches
+from services.api.prometheus_sd import in_site, node_groups
 
 _ENTRY_FIELDS = tuple(NodeEntry.model_fields)
 
@@ -63,9 +66,13 @@ class ViewState:
         self.meta: ViewMeta | None = None
         self.heartbeat: Heartbeat | None = None
         self._entries: dict[str, dict[str, Any]] = {}
+        self._sd_parts: dict[str, tuple[tuple[str, bytes], ...]] = {}
+        """Node → its serialised discovery groups with their service names, made on demand:
+        a change re-serialises one node's instances, not every instance of the cluster."""
         self.gauges = metrics.NodeGauges()
         """Counts behind the node gauges, kept in step with each change."""
-        self._bodies: OrderedDict[tuple[str | None, str | None, bool], Body] = OrderedDict()
+        self._bodies: OrderedDict[tuple[object, ...], Body] = OrderedDict()
+        """Bodies by what they answer (endpoint and filters), least recently used first."""
 
     def apply(self, key: str, value: bytes, deleted: bool) -> Delta:
         """Apply one KV entry (or its deletion) and say what changed."""
@@ -99,12 +106,14 @@ class ViewState:
         self.by_addr[view.addr] = view
         entry = entry_of(view)
         self._entries[view.node] = entry
+        self._sd_parts.pop(view.node, None)
         self._bodies.clear()
         return Delta("node", entry)
 
     def _delete(self, node: str) -> Delta:
         old = self.nodes.pop(node, None)
         self._entries.pop(node, None)
+        self._sd_parts.pop(node, None)
         if old is None:
             return Delta("none")
         self.gauges.replace(old, None)
@@ -151,13 +160,40 @@ class ViewState:
         """Return the age of the enricher's heartbeat in seconds."""
         return None if self.heartbeat is None else (now - self.heartbeat.at).total_seconds()
 
-    def nodes_body(self, now: datetime, site: str | None = None, status: str | None = None) -> Body:
+    def nodes_body(
+        self,
+        now: datetime,
+        site: str | None = None,
+        status: str | None = None,
+        meta: MetaFilter = (),
+    ) -> Body:
         """Return the ``/api/v1/nodes`` body, built once per change (and per filter)."""
         stale = self.is_stale(now)
-        cache_key = (site, status, stale)
+        return self._cached(
+            ("nodes", site, status, meta, stale), lambda: self._build(site, status, meta, stale)
+        )
+
+    def sd_body(self, service: str | None = None, site: str | None = None) -> Body:
+        """Return the Prometheus HTTP service discovery body, built once per change (and filter)."""
+        return self._cached(("sd", service, site), lambda: self._build_sd(service, site))
+
+    def _build_sd(self, service: str | None, site: str | None) -> Body:
+        parts: list[bytes] = []
+        for name in sorted(self.nodes):
+            view = self.nodes[name]
+            if not in_site(view, site):
+                continue
+            node_parts = self._sd_parts.get(name)
+            if node_parts is None:
+                node_parts = tuple((n, _json(group)) for n, group in node_groups(view))
+                self._sd_parts[name] = node_parts
+            parts.extend(part for n, part in node_parts if service is None or n == service)
+        return _body_of(b"[" + b",".join(parts) + b"]")
+
+    def _cached(self, cache_key: tuple[object, ...], build: Callable[[], Body]) -> Body:
         body = self._bodies.get(cache_key)
         if body is None:
-            body = self._build(site, status, stale)
+            body = build()
             self._bodies[cache_key] = body
             if len(self._bodies) > MAX_CACHED_BODIES:
                 self._bodies.popitem(last=False)
@@ -165,16 +201,15 @@ class ViewState:
             self._bodies.move_to_end(cache_key)
         return body
 
-    def _build(self, site: str | None, status: str | None, stale: bool) -> Body:
+    def _build(
+        self, site: str | None, status: str | None, node_meta: MetaFilter, stale: bool
+    ) -> Body:
         entries = [
-            self._entries[name]
-            for name in sorted(self._entries)
-            if (
-                site is None
-                or self._entries[name]["site_name"] == site
-                or self._entries[name]["site_code"] == site
-            )
-            and (status is None or self._entries[name]["status"] == status)
+            entry
+            for entry in (self._entries[name] for name in sorted(self._entries))
+            if (site is None or site in (entry["site_name"], entry["site_code"]))
+            and (status is None or entry["status"] == status)
+            and meta_matches(entry["meta"], node_meta)
         ]
         meta = self.meta
         document = {
@@ -188,6 +223,19 @@ class ViewState:
             "stale": stale,
             "degraded": self.degraded(),
         }
-        content = json.dumps(document, separators=(",", ":")).encode()
-        etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
-        return Body(content=content, etag=etag)
+        return _body(document)
+
+
+def _json(document: object) -> bytes:
+    """Compact JSON bytes of a document."""
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _body(document: object) -> Body:
+    """Serialise a JSON document once, with a strong ETag from its bytes."""
+    return _body_of(_json(document))
+
+
+def _body_of(content: bytes) -> Body:
+    """A body of serialised JSON, with a strong ETag from its bytes."""
+    return Body(content=content, etag='"' + hashlib.sha256(content).hexdigest()[:32] + '"')

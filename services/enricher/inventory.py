@@ -6,7 +6,19 @@ from datetime import datetime
 from typing import Any
 
 from contracts.events import SERF_CHECK
-from contracts.views import NodeStatus, NodeType, NodeView, ServiceInstance
+from contracts.views import (
+    MAX_ADDRESS_LENGTH,
+    MAX_NODE_ID_LENGTH,
+    MAX_NODE_META_KEY_LENGTH,
+    MAX_NODE_META_PAIRS,
+    MAX_NODE_META_VALUE_LENGTH,
+    MAX_TAGGED_ADDRESS_KEY_LENGTH,
+    MAX_TAGGED_ADDRESSES,
+    NodeStatus,
+    NodeType,
+    NodeView,
+    ServiceInstance,
+)
 from services.enricher.sites import SitesMap
 
 CONSUL_SERVICE = "consul"
@@ -42,6 +54,9 @@ class CatalogNode:
     name: str
     addr: str
     datacenter: str
+    id: str = ""
+    meta: Mapping[str, str] = field(default_factory=dict)
+    tagged_addresses: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,7 +91,11 @@ class Inventory:
 
 
 def member_status(serf_status: object) -> NodeStatus:
-    """Map a Serf member status to the legacy status (alive / dead / unknown)."""
+    """Map a Serf member status to the legacy status (alive / dead / unknown).
+
+    ``left`` (3) is ``dead`` as in the old endpoint: Consul deregisters a node that leaves, so
+    only the member list, which nodeview cannot always read, could keep it apart from failed.
+    """
     if serf_status == SERF_ALIVE:
         return "alive"
     if serf_status in (SERF_LEFT, SERF_FAILED):
@@ -130,6 +149,23 @@ def parse_members(payload: Any) -> dict[str, Member]:
     return members
 
 
+def bounded_pairs(
+    value: Any, what: str, *, pairs: int, key_length: int, value_length: int
+) -> dict[str, str]:
+    """A string map from Consul, within bounds: pairs over a length limit are left out, then
+    the first ``pairs`` by key are kept (Consul enforces the same limits on node meta)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise BadConsulPayload(f"{what} is not an object of strings")
+    fitting = sorted(
+        (k, v) for k, v in value.items() if len(k) <= key_length and len(v) <= value_length
+    )
+    return dict(fitting[:pairs])
+
+
 def parse_catalog_nodes(payload: Any) -> dict[str, CatalogNode]:
     """Parse ``/v1/catalog/nodes`` (also the ``nodes`` watch payload)."""
     nodes: dict[str, CatalogNode] = {}
@@ -137,8 +173,26 @@ def parse_catalog_nodes(payload: Any) -> dict[str, CatalogNode]:
         name = _text(item, "Node")
         if not name:
             raise BadConsulPayload("catalog node without Node")
+        node_id = _text(item, "ID")
         nodes[name] = CatalogNode(
-            name=name, addr=_text(item, "Address"), datacenter=_text(item, "Datacenter")
+            name=name,
+            addr=_text(item, "Address"),
+            datacenter=_text(item, "Datacenter"),
+            id=node_id if len(node_id) <= MAX_NODE_ID_LENGTH else "",
+            meta=bounded_pairs(
+                item.get("Meta"),
+                "node Meta",
+                pairs=MAX_NODE_META_PAIRS,
+                key_length=MAX_NODE_META_KEY_LENGTH,
+                value_length=MAX_NODE_META_VALUE_LENGTH,
+            ),
+            tagged_addresses=bounded_pairs(
+                item.get("TaggedAddresses"),
+                "node TaggedAddresses",
+                pairs=MAX_TAGGED_ADDRESSES,
+                key_length=MAX_TAGGED_ADDRESS_KEY_LENGTH,
+                value_length=MAX_ADDRESS_LENGTH,
+            ),
         )
     return nodes
 
@@ -378,6 +432,7 @@ def build_view(
     return NodeView(
         node=node,
         addr=addr,
+        id=catalog.id if catalog else "",
         datacenter=(member.datacenter if member else "") or (catalog.datacenter if catalog else ""),
         status=status,
         type="server" if is_server else "client",
@@ -388,6 +443,8 @@ def build_view(
         services=dict(sorted(services.items())),
         services_status="error" if failure else "ok",
         error=failure,
+        meta=dict(catalog.meta) if catalog else {},
+        tagged_addresses=dict(catalog.tagged_addresses) if catalog else {},
         consul_index=inventory.node_index.get(node, 0),
         updated_at=now,
     )

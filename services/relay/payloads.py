@@ -9,6 +9,14 @@ from pydantic import ValidationError
 
 from contracts.events import MAX_NAME_LENGTH, ChangeSource, ConsulChange, WatchType, utc_now
 from contracts.subjects import WATCH_TYPES
+from contracts.views import (
+    MAX_ADDRESS_LENGTH,
+    MAX_NODE_META_KEY_LENGTH,
+    MAX_NODE_META_PAIRS,
+    MAX_NODE_META_VALUE_LENGTH,
+    MAX_TAGGED_ADDRESS_KEY_LENGTH,
+    MAX_TAGGED_ADDRESSES,
+)
 
 MAX_INDEX = 2**64 - 1
 """Consul indexes are unsigned 64-bit integers."""
@@ -34,6 +42,14 @@ _NAME_FIELDS = (
 
 _TAG_FIELDS = ("Tags", "ServiceTags")
 """Fields holding a list of service tags: each tag at most ``MAX_TAG_LENGTH`` long."""
+
+_MAP_BOUNDS = {
+    "Meta": (MAX_NODE_META_PAIRS, MAX_NODE_META_KEY_LENGTH, MAX_NODE_META_VALUE_LENGTH),
+    "NodeMeta": (MAX_NODE_META_PAIRS, MAX_NODE_META_KEY_LENGTH, MAX_NODE_META_VALUE_LENGTH),
+    "TaggedAddresses": (MAX_TAGGED_ADDRESSES, MAX_TAGGED_ADDRESS_KEY_LENGTH, MAX_ADDRESS_LENGTH),
+}
+"""Node maps a handler may push: at most (pairs, key length, value length), Consul's limits
+for node meta."""
 
 
 class BadWatchPayload(ValueError):
@@ -110,7 +126,8 @@ def check_shape(watch_type: WatchType, payload: Any) -> None:
 
 
 def check_lengths(watch_type: WatchType, payload: Any) -> None:
-    """Refuse names over ``MAX_NAME_LENGTH`` and tags over ``MAX_TAG_LENGTH`` characters."""
+    """Refuse names over ``MAX_NAME_LENGTH``, tags over ``MAX_TAG_LENGTH`` characters and node
+    meta or tagged addresses beyond Consul's limits (``_MAP_BOUNDS``)."""
     if watch_type == "services":
         for name, tags in payload.items():
             _check_name("service name", name)
@@ -130,6 +147,22 @@ def _check_item(item: dict[str, Any]) -> None:
             _check_name(field, value)
     for field in _TAG_FIELDS:
         _check_tags(item.get(field))
+    for field, bounds in _MAP_BOUNDS.items():
+        _check_map(field, item.get(field), *bounds)
+
+
+def _check_map(field: str, value: Any, pairs: int, key_length: int, value_length: int) -> None:
+    if not isinstance(value, dict):
+        return
+    if len(value) > pairs:
+        raise BadWatchPayload(f"a {field} has {len(value)} entries; at most {pairs}")
+    for key, item in value.items():
+        if len(key) > key_length:
+            raise BadWatchPayload(f"a {field} key is {len(key)} characters; at most {key_length}")
+        if isinstance(item, str) and len(item) > value_length:
+            raise BadWatchPayload(
+                f"a {field} value is {len(item)} characters; at most {value_length}"
+            )
 
 
 def _check_name(field: str, value: str) -> None:

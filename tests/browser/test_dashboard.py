@@ -62,7 +62,7 @@ async def _assert_table_matches_api(stack: Stack, page: Page) -> None:
     got = {row.pop("node"): row for row in rows}
     assert got == want
     assert [row["node"] for row in await page.evaluate(ROWS_SCRIPT)] == sorted(want)
-    for status in ("alive", "dead", "left", "unknown"):
+    for status in ("alive", "dead", "unknown"):
         count = sum(1 for n in body["data"] if n["status"] == status)
         assert await page.text_content(f"#count-{status}") == str(count), status
     assert await page.text_content("#count-total") == str(body["total"])

@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 from contracts import subjects
 from contracts.views import Heartbeat, NodeEntry, NodeView, ServiceInstance, ViewMeta
 from services import metrics
+from services.api.prometheus_sd import target_groups
 from services.api.view import MAX_CACHED_BODIES, Delta, ViewState
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -84,6 +85,77 @@ def _state(*views: NodeView) -> ViewState:
 def _body(state: ViewState, **filters: Any) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(state.nodes_body(NOW, **filters).content)
     return document
+
+
+def test_meta_filters_keep_nodes_holding_every_pair() -> None:
+    """``meta`` keeps the nodes whose meta holds each pair; each filter has its own body."""
+    a = PALMAS.model_copy(update={"meta": {"os": "linux", "rack": "r1"}})
+    b = RIO.model_copy(update={"meta": {"os": "linux", "rack": "r2"}})
+    state = _state(a, b, SERVER)
+    linux = _body(state, meta=(("os", "linux"),))
+    assert [n["node"] for n in linux["data"]] == ["prom-palmas-01", "prom-rio-01"]
+    assert linux["data"][0]["meta"] == {"os": "linux", "rack": "r1"}
+    both = _body(state, meta=(("os", "linux"), ("rack", "r2")))
+    assert [n["node"] for n in both["data"]] == ["prom-rio-01"]
+    assert _body(state, meta=(("rack", "r3"),))["total"] == 0
+    assert _body(state, site="palmas", meta=(("rack", "r2"),))["total"] == 0
+    assert _body(state)["total"] == 3
+
+
+def test_entries_carry_id_meta_and_tagged_addresses() -> None:
+    """Each ``/api/v1/nodes`` entry has the node's Consul ID, meta and tagged addresses."""
+    view = PALMAS.model_copy(
+        update={"id": "892f", "meta": {"os": "linux"}, "tagged_addresses": {"lan": "127.10.0.10"}}
+    )
+    entry = _body(_state(view))["data"][0]
+    assert (entry["id"], entry["meta"], entry["tagged_addresses"]) == (
+        "892f",
+        {"os": "linux"},
+        {"lan": "127.10.0.10"},
+    )
+
+
+def test_the_sd_body_is_built_once_per_change_and_follows_the_view() -> None:
+    """The service discovery body is cached until a node changes; its ETag follows the content."""
+    state = _state(PALMAS, RIO)
+    first = state.sd_body()
+    assert state.sd_body() is first
+    groups = json.loads(first.content)
+    assert {g["targets"][0] for g in groups} == {
+        "127.10.0.10:9093",
+        "127.10.0.10:9090",
+        "127.11.0.10:9093",
+        "127.11.0.10:9090",
+    }
+    assert len(json.loads(state.sd_body(service="prometheus", site="rio").content)) == 1
+    _beat(state, NOW + timedelta(seconds=1))
+    assert state.sd_body() is first
+    moved = RIO.model_copy(
+        update={"services": {"x": ServiceInstance(name="x", port=1, address="10.0.0.1")}}
+    )
+    _put(state, moved)
+    after = state.sd_body()
+    assert after.etag != first.etag
+    assert "10.0.0.1:1" in {g["targets"][0] for g in json.loads(after.content)}
+
+
+@pytest.mark.parametrize(
+    ("service", "site"),
+    [(None, None), ("prometheus", None), (None, "rio"), ("alertmanager", "Palmas (TO)")],
+)
+def test_the_sd_body_built_node_by_node_equals_the_whole_document(
+    service: str | None, site: str | None
+) -> None:
+    """Groups kept per node and joined give the very document built from every view at once."""
+    state = _state(PALMAS, RIO, RECIFE, SERVER)
+    state.sd_body()
+    retagged = RIO.model_copy(
+        update={"services": {"p": ServiceInstance(name="prometheus", tags=("x",), port=9)}}
+    )
+    _put(state, retagged)
+    state.apply(subjects.node_key("prom-recife-01"), b"", True)
+    want = target_groups([PALMAS, retagged, SERVER], service=service, site=site)
+    assert json.loads(state.sd_body(service=service, site=site).content) == want
 
 
 def test_applying_a_node_stores_it_and_reports_its_entry() -> None:
@@ -365,7 +437,8 @@ def test_node_gauges_follow_the_stored_views() -> None:
     metrics.set_node_gauges(state.nodes.values())
     assert _gauge("nodeview_nodes", status="alive") == 3
     assert _gauge("nodeview_nodes", status="dead") == 1
-    assert _gauge("nodeview_nodes", status="left") == 0
+    assert _gauge("nodeview_nodes", status="unknown") == 0
+    assert REGISTRY.get_sample_value("nodeview_nodes", {"status": "left"}) is None
     assert _gauge("nodeview_nodes_services_error") == 1
     state.apply(subjects.node_key("prom-recife-01"), b"", True)
     metrics.set_node_gauges(state.nodes.values())

@@ -12,6 +12,10 @@ from pydantic import BaseModel, ValidationError
 from contracts import subjects
 from contracts.events import MAX_NAME_LENGTH, ConsulChange, ResyncRequested
 from contracts.views import (
+    MAX_NODE_META_KEY_LENGTH,
+    MAX_NODE_META_PAIRS,
+    MAX_NODE_META_VALUE_LENGTH,
+    MAX_TAGGED_ADDRESSES,
     ErrorResponse,
     FlushResponse,
     Heartbeat,
@@ -22,6 +26,7 @@ from contracts.views import (
     ServiceDetail,
     ServiceInstance,
     ServiceNamesResponse,
+    TargetGroup,
     ViewMeta,
 )
 
@@ -55,6 +60,7 @@ PALMAS_SERVICES = {
 PALMAS_VIEW = NodeView(
     node="prom-palmas-01",
     addr="127.10.0.10",
+    id="892f902b-d23f-0824-128b-2f330c5c7fd0",
     datacenter="dc1",
     status="alive",
     type="client",
@@ -63,6 +69,8 @@ PALMAS_VIEW = NodeView(
     services_count=2,
     service_names=("alertmanager", "prometheus"),
     services=PALMAS_SERVICES,
+    meta={"consul-version": "1.19.2", "os": "linux", "site": "palmas"},
+    tagged_addresses={"lan": "127.10.0.10", "wan": "127.10.0.10"},
     consul_index=15,
     updated_at=AT,
 )
@@ -80,6 +88,9 @@ ENTRY = NodeEntry(
     error=None,
     service_names=("alertmanager", "prometheus"),
     updated_at=AT,
+    id="892f902b-d23f-0824-128b-2f330c5c7fd0",
+    meta={"os": "linux", "site": "palmas"},
+    tagged_addresses={"lan": "127.10.0.10"},
 )
 
 EVERY_MODEL: list[BaseModel] = [
@@ -172,6 +183,10 @@ EVERY_MODEL: list[BaseModel] = [
         generation=8,
     ),
     ErrorResponse(error="not_found", detail="no node with that address"),
+    TargetGroup(
+        targets=["127.10.0.10:9093"],
+        labels={"__meta_nodeview_node": "prom-palmas-01", "__meta_nodeview_tags": ",linux,"},
+    ),
 ]
 
 FROZEN_TYPES = (
@@ -221,13 +236,49 @@ def test_heartbeat_ignores_fields_it_does_not_know() -> None:
     assert Heartbeat.model_validate(data) == base
 
 
-@pytest.mark.parametrize("model_cls", [NodeView, ViewMeta, ServiceInstance])
-def test_stored_views_reject_unknown_fields(model_cls: type[BaseModel]) -> None:
-    """Views written to the bucket are strict: an unknown field is a validation error."""
-    base = next(m for m in EVERY_MODEL if type(m) is model_cls)
-    data = base.model_dump(mode="json") | {"unexpected": 1}
+def test_view_meta_rejects_unknown_fields() -> None:
+    """The bucket's meta entry is strict: an unknown field is a validation error."""
+    base = next(m for m in EVERY_MODEL if type(m) is ViewMeta)
     with pytest.raises(ValidationError):
-        model_cls.model_validate(data)
+        ViewMeta.model_validate(base.model_dump(mode="json") | {"unexpected": 1})
+
+
+@pytest.mark.parametrize("model_cls", [NodeView, ServiceInstance])
+def test_node_views_ignore_fields_they_do_not_know(model_cls: type[BaseModel]) -> None:
+    """A replica one release behind reads a newer enricher's node views, without the new fields."""
+    base = next(m for m in EVERY_MODEL if type(m) is model_cls)
+    assert model_cls.model_validate(base.model_dump(mode="json") | {"added_later": 1}) == base
+
+
+def test_a_node_view_from_before_meta_decodes_with_empty_defaults() -> None:
+    """A view an older enricher wrote (no id, meta, tagged addresses) still decodes."""
+    data = PALMAS_VIEW.model_dump(mode="json")
+    for name in ("id", "meta", "tagged_addresses"):
+        del data[name]
+    old = NodeView.model_validate(data)
+    assert (old.id, old.meta, old.tagged_addresses) == ("", {}, {})
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"meta": {f"k{i}": "v" for i in range(MAX_NODE_META_PAIRS + 1)}},
+        {"meta": {"k" * (MAX_NODE_META_KEY_LENGTH + 1): "v"}},
+        {"meta": {"k": "v" * (MAX_NODE_META_VALUE_LENGTH + 1)}},
+        {"tagged_addresses": {f"a{i}": "127.0.0.1" for i in range(MAX_TAGGED_ADDRESSES + 1)}},
+        {"id": "x" * 65},
+    ],
+    ids=["meta-pairs", "meta-key", "meta-value", "tagged-addresses", "id"],
+)
+def test_node_views_refuse_meta_beyond_consul_limits(update: dict[str, Any]) -> None:
+    """Node meta, tagged addresses and id over their bounds do not make a valid view."""
+    data = PALMAS_VIEW.model_dump(mode="json") | update
+    with pytest.raises(ValidationError):
+        NodeView.model_validate(data)
+    at_limit = PALMAS_VIEW.model_dump(mode="json") | {
+        "meta": {f"k{i:03d}": "v" * MAX_NODE_META_VALUE_LENGTH for i in range(MAX_NODE_META_PAIRS)}
+    }
+    assert len(NodeView.model_validate(at_limit).meta) == MAX_NODE_META_PAIRS
 
 
 json_values = st.recursive(

@@ -238,6 +238,55 @@ def test_a_failed_node_changes_its_status_with_no_read() -> None:
     assert view.status == "dead"
 
 
+def test_a_node_meta_change_is_a_delta_of_that_node_with_its_meta() -> None:
+    """The relay diffs node meta and tagged addresses: a change on one node names only it."""
+    differ = Differ()
+    nodes = [_node(f"n{i}", f"10.0.0.{i}") | {"Meta": {"rack": "r1"}} for i in range(5)]
+    _published(differ, _answer("nodes", 10, nodes))
+    relabelled = [*nodes[:2], nodes[2] | {"Meta": {"rack": "r2"}}, *nodes[3:]]
+    planned = _published(differ, _answer("nodes", 11, relabelled))
+    assert isinstance(planned, ConsulDelta)
+    assert planned.changed == {
+        "n2": {
+            "ID": "id-n2",
+            "Node": "n2",
+            "Address": "10.0.0.2",
+            "Datacenter": "dc1",
+            "TaggedAddresses": {"lan": "10.0.0.2"},
+            "Meta": {"rack": "r2"},
+        }
+    }
+    readdressed = [*relabelled[:4], relabelled[4] | {"TaggedAddresses": {"lan": "10.1.0.4"}}]
+    planned = _published(differ, _answer("nodes", 12, readdressed))
+    assert isinstance(planned, ConsulDelta)
+    assert set(planned.changed) == {"n4"}
+
+
+def test_a_node_meta_delta_changes_the_view_with_no_read() -> None:
+    """New meta of a known node reaches its view from the delta alone: nothing is read."""
+    state = _state()
+    changed = _node("b", "10.0.0.2") | {"Meta": {"rack": "r9"}, "TaggedAddresses": {"wan": "x"}}
+    outcome, plan = _apply(state, _delta("nodes", 11, {"b": changed}))
+    assert outcome == "applied"
+    assert not plan.needs_reads()
+    assert plan.dirty == {"b"}
+    view = build_view(state.inventory, "b", SitesMap(), "unmapped", T0)
+    assert view is not None
+    assert (view.id, view.meta, view.tagged_addresses) == ("id-b", {"rack": "r9"}, {"wan": "x"})
+
+
+def test_a_delta_from_a_relay_without_node_meta_still_applies() -> None:
+    """A node item carrying only ID, Node, Address and Datacenter decodes and applies."""
+    state = _state()
+    old_item = {"ID": "id-c", "Node": "c", "Address": "10.0.0.3", "Datacenter": "dc1"}
+    body = _delta("nodes", 11, {"c": old_item}).model_dump_json()
+    outcome, _ = _apply(state, ConsulDelta.model_validate_json(body))
+    assert outcome == "applied"
+    view = build_view(state.inventory, "c", SitesMap(), "unmapped", T0)
+    assert view is not None
+    assert (view.id, view.meta, view.tagged_addresses) == ("id-c", {}, {})
+
+
 def test_a_removed_service_name_drops_its_instances_and_a_new_one_is_read() -> None:
     """Names removed lose their instances; new names are read by name; nothing else is read."""
     state = _state()

@@ -10,13 +10,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.views import ServiceInstance
+from contracts.views import (
+    MAX_NODE_META_KEY_LENGTH,
+    MAX_NODE_META_PAIRS,
+    MAX_NODE_META_VALUE_LENGTH,
+    MAX_TAGGED_ADDRESSES,
+    NodeView,
+    ServiceInstance,
+)
 from services.enricher.inventory import (
     BadConsulPayload,
     CatalogNode,
     Inventory,
     Member,
     NodeServices,
+    bounded_pairs,
     build_view,
     health_status,
     member_status,
@@ -289,12 +297,64 @@ def test_only_role_consul_is_a_server() -> None:
 
 
 def test_parse_catalog_nodes_of_the_sample() -> None:
-    """Each catalog node is read with its address and datacenter."""
+    """Each catalog node is read with its address, datacenter, ID, meta and tagged addresses."""
     nodes = parse_catalog_nodes(CATALOG_NODES)
+    addr = "127.12.0.10"
     assert nodes["prom-recife-01"] == CatalogNode(
-        name="prom-recife-01", addr="127.12.0.10", datacenter="dc1"
+        name="prom-recife-01",
+        addr=addr,
+        datacenter="dc1",
+        id="892f902b-d23f-0824-128b-2f330c5c7fd0",
+        meta={"consul-network-segment": "", "consul-version": "1.19.2"},
+        tagged_addresses={"lan": addr, "lan_ipv4": addr, "wan": addr, "wan_ipv4": addr},
     )
     assert len(nodes) == 4
+
+
+def test_a_catalog_node_without_meta_or_tagged_addresses_has_empty_ones() -> None:
+    """An item of a relay that did not carry them (or a bare node) parses with empty maps."""
+    nodes = parse_catalog_nodes([{"Node": "n", "Address": "10.0.0.1"}])
+    assert nodes["n"] == CatalogNode(name="n", addr="10.0.0.1", datacenter="")
+
+
+def test_node_meta_is_bounded_as_consul_bounds_it() -> None:
+    """Pairs over a length limit are left out, then the first MAX_NODE_META_PAIRS by key kept."""
+    meta = {f"k{i:03d}": "v" for i in range(MAX_NODE_META_PAIRS + 10)}
+    meta["long-key-" + "k" * MAX_NODE_META_KEY_LENGTH] = "v"
+    meta["a-long-value"] = "v" * (MAX_NODE_META_VALUE_LENGTH + 1)
+    meta["a-fitting-value"] = "v" * MAX_NODE_META_VALUE_LENGTH
+    many = {f"t{i:02d}": "127.0.0.1" for i in range(MAX_TAGGED_ADDRESSES + 1)}
+    node = parse_catalog_nodes(
+        [{"Node": "n", "ID": "x" * 65, "Meta": meta, "TaggedAddresses": many}]
+    )["n"]
+    assert len(node.meta) == MAX_NODE_META_PAIRS
+    assert "a-long-value" not in node.meta
+    assert not any(key.startswith("long-key-") for key in node.meta)
+    assert list(node.meta)[:2] == ["a-fitting-value", "k000"]
+    assert list(node.tagged_addresses) == [f"t{i:02d}" for i in range(MAX_TAGGED_ADDRESSES)]
+    assert node.id == ""
+
+
+@given(
+    pairs=st.dictionaries(
+        st.text(max_size=MAX_NODE_META_KEY_LENGTH + 5),
+        st.text(max_size=MAX_NODE_META_VALUE_LENGTH + 5),
+        max_size=MAX_NODE_META_PAIRS + 5,
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_bounded_meta_always_fits_a_node_view(pairs: dict[str, str]) -> None:
+    """Whatever meta Consul sends, what the enricher keeps is a valid view's meta."""
+    meta = bounded_pairs(
+        pairs,
+        "Meta",
+        pairs=MAX_NODE_META_PAIRS,
+        key_length=MAX_NODE_META_KEY_LENGTH,
+        value_length=MAX_NODE_META_VALUE_LENGTH,
+    )
+    assert set(meta.items()) <= set(pairs.items())
+    view = NodeView(node="n", addr="", site_name=UNMAPPED, updated_at=NOW, meta=meta)
+    assert view.meta == meta
 
 
 def test_parse_serf_health_keeps_only_serf_checks() -> None:
@@ -358,6 +418,9 @@ def test_parse_health_service_groups_instances_by_node() -> None:
         (parse_catalog_nodes, {"Node": "n"}),
         (parse_catalog_nodes, [{"Address": "10.0.0.1"}]),
         (parse_catalog_nodes, [{"Node": "n", "Address": 10}]),
+        (parse_catalog_nodes, [{"Node": "n", "Meta": ["os"]}]),
+        (parse_catalog_nodes, [{"Node": "n", "Meta": {"os": 1}}]),
+        (parse_catalog_nodes, [{"Node": "n", "TaggedAddresses": {"lan": None}}]),
         (parse_serf_health, "checks"),
         (parse_service_tags, ["web"]),
         (parse_service_tags, {"web": "tag"}),
@@ -430,6 +493,18 @@ def test_member_view_uses_member_status_type_and_site() -> None:
     assert view.services_status == "ok"
     assert view.error is None
     assert view.updated_at == NOW
+    assert view.id == "892f902b-d23f-0824-128b-2f330c5c7fd0"
+    assert view.meta == {"consul-network-segment": "", "consul-version": "1.19.2"}
+    assert view.tagged_addresses["wan_ipv4"] == "127.10.0.10"
+
+
+def test_a_member_the_catalog_no_longer_lists_has_no_meta() -> None:
+    """Meta, tagged addresses and ID come from the catalog: a member alone has none."""
+    inventory = _inventory()
+    inventory.catalog.pop("prom-rio-01")
+    view = build_view(inventory, "prom-rio-01", SITES, UNMAPPED, NOW)
+    assert view is not None
+    assert (view.id, view.meta, view.tagged_addresses) == ("", {}, {})
 
 
 def test_consul_server_view_is_a_server_with_zero_counted_services() -> None:
@@ -613,9 +688,13 @@ def test_same_view_ignores_bookkeeping_only() -> None:
     later = view.model_copy(update={"updated_at": NOW + timedelta(minutes=5), "consul_index": 99})
     moved = view.model_copy(update={"site_name": UNMAPPED, "site_code": None})
     failed = view.model_copy(update={"services_status": "error", "error": "timeout"})
+    retagged = view.model_copy(update={"meta": {**view.meta, "rack": "r1"}})
+    readdressed = view.model_copy(update={"tagged_addresses": {"lan": "10.0.0.1"}})
     assert same_view(view, later)
     assert not same_view(view, moved)
     assert not same_view(view, failed)
+    assert not same_view(view, retagged)
+    assert not same_view(view, readdressed)
 
 
 json_values = st.recursive(
@@ -647,6 +726,8 @@ json_values = st.recursive(
                     "ServicePort",
                     "role",
                     "dc",
+                    "Meta",
+                    "TaggedAddresses",
                 ]
             ),
             children,

@@ -230,6 +230,11 @@ TOO_LONG = [
     ("service", [{"Node": {"Node": "a"}, "Service": {"ID": "s", "Tags": ["t" * 5000]}}]),
     ("services", {"s" * 513: []}),
     ("services", {"web": ["t" * 4097]}),
+    ("nodes", [{"Node": "n", "Meta": {f"k{i}": "v" for i in range(65)}}]),
+    ("nodes", [{"Node": "n", "Meta": {"k" * 129: "v"}}]),
+    ("nodes", [{"Node": "n", "Meta": {"k": "v" * 513}}]),
+    ("nodes", [{"Node": "n", "TaggedAddresses": {f"a{i}": "x" for i in range(17)}}]),
+    ("service", [{"Node": {"Node": "a", "Meta": {"k": "v" * 513}}, "Service": {"ID": "s"}}]),
 ]
 
 
@@ -237,7 +242,8 @@ TOO_LONG = [
 def test_handler_input_with_a_too_long_name_or_tag_is_refused(
     watch_type: str, payload: Any
 ) -> None:
-    """A handler's payload naming something over 512 characters, or a tag over 4096, is refused."""
+    """A handler's payload naming something over 512 characters, a tag over 4096, or node meta
+    or tagged addresses beyond Consul's limits (64 pairs, keys 128, values 512), is refused."""
     for source in ("http", "script"):
         with pytest.raises(BadWatchPayload, match="at most"):
             make_change(watch_type, payload, 7, source, service="s")
@@ -253,9 +259,11 @@ def test_the_watchers_own_consul_answers_are_not_length_bounded(
 
 
 def test_names_and_tags_at_the_limits_are_accepted() -> None:
-    """The longest accepted name (512) and tag (4096) pass."""
+    """The longest accepted name (512), tag (4096) and node meta (64 pairs of 128/512) pass."""
     make_change("nodes", [{"Node": "n" * 512, "Address": "127.0.0.1"}], 1, "http")
     make_change("services", {"s" * 512: ["t" * 4096]}, 1, "http")
+    meta = {f"{i:03d}" + "k" * 125: "v" * 512 for i in range(64)}
+    make_change("nodes", [{"Node": "n", "Meta": meta}], 1, "http")
 
 
 @pytest.mark.parametrize("watch_type", ["keyprefix", "NODES", "", "nodes ", "agent"])

@@ -4,7 +4,7 @@
 import { followEvents } from "./events.js";
 import { createNodeSelector } from "./selector.js";
 
-const STATUSES = ["alive", "dead", "left", "unknown"];
+const STATUSES = ["alive", "dead", "unknown"];
 const HEALTH_POLL_MS = 10_000;
 const RENDER_DELAY_MS = 30;
 
