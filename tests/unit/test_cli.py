@@ -78,7 +78,7 @@ def test_help_lists_every_setting_with_its_variable_flag_and_meaning(
 
 
 @pytest.mark.parametrize(
-    "cls", [NatsSettings, ConsulSettings, ApiSettings, RelaySettings, DevSettings]
+    "cls", [NatsSettings, ConsulSettings, ApiSettings, RelaySettings, EnricherSettings, DevSettings]
 )
 def test_every_setting_says_what_it_means(cls: type[BaseSettings]) -> None:
     """Every field of these settings classes has a one-line meaning for --help."""
