@@ -6,6 +6,11 @@ from collections.abc import Sequence
 
 from contracts.subjects import WATCH_TYPES
 
+DEVSTACK_MISSING = (
+    "nodeview dev: the local stack is not installed (production installs leave it out); "
+    "from a source checkout run `make venv`, or `pip install -e './devstack'`"
+)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -57,8 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the subcommand named on the command line."""
     args = _parser().parse_args(argv)
     if args.command == "dev":
-        from devstack.dev import DevOptions
-        from devstack.dev import main as dev_main
+        try:
+            from devstack.dev import DevOptions
+            from devstack.dev import main as dev_main
+        except ModuleNotFoundError as exc:
+            if exc.name is None or exc.name.split(".")[0] != "devstack":
+                raise
+            print(DEVSTACK_MISSING, file=sys.stderr)
+            return 2
 
         return dev_main(
             DevOptions(
