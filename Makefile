@@ -24,7 +24,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy contracts services devstack scripts tests
+	$(BIN)/mypy contracts services nodeview_client devstack scripts tests
 
 test: lint typecheck
 	bash scripts/install_chromium.sh
