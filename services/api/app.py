@@ -15,6 +15,8 @@ from fastapi import FastAPI
 
 from services import bus, metrics
 from services.api.dashboard import dashboard_router
+from services.api.docs import docs_router
+from services.api.errors import add_error_handlers
 from services.api.feed import Feed
 from services.api.middleware import ApiMiddleware
 from services.api.routes import ResyncPublisher, nodes_router
@@ -122,10 +124,14 @@ def create_app(settings: ApiSettings, runtime: Runtime | None = None) -> FastAPI
         version="1",
         summary="Always-fresh inventory of the nodes of a Consul cluster, served from memory.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    add_error_handlers(app)
     app.include_router(nodes_router(runtime, settings))
     add_health_routes(app, runtime.ready, runtime.status)
     app.include_router(dashboard_router())
+    app.include_router(docs_router(app.openapi_url or "/openapi.json"))
     app.add_middleware(
         ApiMiddleware,
         max_body_bytes=settings.api_max_body_bytes,

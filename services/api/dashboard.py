@@ -36,10 +36,12 @@ class StaticFile:
     etag: str
 
 
-def load_static_files() -> dict[str, StaticFile]:
-    """Read every servable file of the package's ``static`` folder into memory."""
+def load_static_files(
+    folder_name: str = STATIC_DIR, required: tuple[str, ...] = (INDEX,)
+) -> dict[str, StaticFile]:
+    """Read every servable file of a folder of the package (``static``) into memory."""
     files: dict[str, StaticFile] = {}
-    folder = resources.files(STATIC_PACKAGE).joinpath(STATIC_DIR)
+    folder = resources.files(STATIC_PACKAGE).joinpath(folder_name)
     for entry in folder.iterdir():
         suffix = "." + entry.name.rpartition(".")[2] if "." in entry.name else ""
         content_type = CONTENT_TYPES.get(suffix)
@@ -48,12 +50,14 @@ def load_static_files() -> dict[str, StaticFile]:
         content = entry.read_bytes()
         etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
         files[entry.name] = StaticFile(content, content_type, etag)
-    if INDEX not in files:
-        raise FileNotFoundError(f"{STATIC_PACKAGE}/{STATIC_DIR}/{INDEX} is missing")
+    missing = [name for name in required if name not in files]
+    if missing:
+        raise FileNotFoundError(f"{STATIC_PACKAGE}/{folder_name}: {', '.join(missing)} missing")
     return files
 
 
-def _serve(file: StaticFile, if_none_match: str | None) -> Response:
+def serve_file(file: StaticFile, if_none_match: str | None) -> Response:
+    """Answer one file, or 304 when ``If-None-Match`` holds its ETag."""
     headers = {"ETag": file.etag, "Cache-Control": CACHE_CONTROL}
     if if_none_match is not None and etag_matches(file.etag, if_none_match):
         return Response(status_code=304, headers=headers)
@@ -68,7 +72,7 @@ def dashboard_router() -> APIRouter:
     @router.api_route("/", methods=["GET", "HEAD"])
     async def index(if_none_match: Annotated[str | None, Header()] = None) -> Response:
         """The dashboard page."""
-        return _serve(files[INDEX], if_none_match)
+        return serve_file(files[INDEX], if_none_match)
 
     @router.api_route("/static/{name}", methods=["GET", "HEAD"])
     async def static_file(
@@ -81,6 +85,6 @@ def dashboard_router() -> APIRouter:
                 {"success": False, "error": "not_found", "detail": "no such dashboard file"},
                 status_code=404,
             )
-        return _serve(file, if_none_match)
+        return serve_file(file, if_none_match)
 
     return router

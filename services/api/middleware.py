@@ -71,7 +71,9 @@ class ApiMiddleware:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 headers = list(message.get("headers", []))
-                headers.extend(SECURITY_HEADERS)
+                own = {name.lower() for name, _ in headers}
+                # A page that sets its own policy (the API docs) keeps it; every other gets ours.
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in own)
                 message["headers"] = headers
             elif message["type"] == "http.response.body":
                 status_holder["bytes"] += len(message.get("body", b""))

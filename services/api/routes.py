@@ -14,9 +14,9 @@ from nats.js import JetStreamContext
 
 from contracts.events import ResyncRequested
 from contracts.views import (
-    ErrorResponse,
     FlushResponse,
     NodeServicesResponse,
+    NodesResponse,
     NodeStatus,
     NodeView,
     ServiceDetail,
@@ -25,6 +25,7 @@ from contracts.views import (
 )
 from services import bus
 from services.api.clients import client_address
+from services.api.errors import error_responses
 from services.api.feed import SHUTDOWN_EVENT, Feed, Subscriber
 from services.api.filters import BadFilter, parse_meta_filters
 from services.api.negotiation import GZIP_MIN_BYTES, accepts_gzip, etag_matches
@@ -33,6 +34,14 @@ from services.api.view import Body
 from services.auth import check_bearer, error_response
 
 MAX_FILTER_LENGTH = 256
+
+ETAG_DOC = "Validator of the body: send it back in ``If-None-Match`` to get 304 while unchanged"
+SSE_DOC = (
+    "Server-Sent Events. ``snapshot``: the ``/api/v1/nodes`` body (NodesResponse); ``node``: "
+    "one changed entry (NodeEntry); ``node_deleted``: NodeDeletedEvent; ``meta``: MetaEvent; "
+    "``shutdown``: ShutdownEvent, the last event when the replica stops; ``: keepalive`` "
+    "comments in between. After a cut, reconnect: the new stream starts with a fresh snapshot."
+)
 
 
 def _not_ready() -> JSONResponse:
@@ -110,7 +119,13 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
     admin_token = settings.admin_token_value()
 
     @router.get(
-        "/nodes", responses={304: {}, 400: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+        "/nodes",
+        response_model=NodesResponse,
+        responses={
+            200: {"headers": {"ETag": {"description": ETAG_DOC, "schema": {"type": "string"}}}},
+            304: {"description": "Not modified: ``If-None-Match`` holds the current ETag"},
+            **error_responses(400, 422, 503),
+        },
     )
     async def list_nodes(
         site: Annotated[str | None, Query(max_length=MAX_FILTER_LENGTH)] = None,
@@ -134,10 +149,11 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
 
     @router.get(
         "/sd/prometheus",
+        response_model=list[TargetGroup],
         responses={
-            200: {"model": list[TargetGroup]},
-            304: {},
-            503: {"model": ErrorResponse},
+            200: {"headers": {"ETag": {"description": ETAG_DOC, "schema": {"type": "string"}}}},
+            304: {"description": "Not modified: ``If-None-Match`` holds the current ETag"},
+            **error_responses(422, 503),
         },
     )
     async def prometheus_sd(
@@ -155,7 +171,13 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
     @router.get(
         "/nodes/events",
         response_class=StreamingResponse,
-        responses={429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+        responses={
+            200: {
+                "description": SSE_DOC,
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            **error_responses(429, 503),
+        },
     )
     async def node_events(request: Request) -> Response:
         """Server-Sent Events: a snapshot, then one event per change, and keepalive comments."""
@@ -196,7 +218,7 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
     @router.get(
         "/nodes/{node_addr}/services",
         response_model=NodeServicesResponse,
-        responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+        responses=error_responses(404, 422, 503),
     )
     async def node_services(node_addr: str) -> Response:
         """The services of one node (by address, or by node name)."""
@@ -229,7 +251,7 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
     @router.get(
         "/nodes/{node_addr}/service-names",
         response_model=ServiceNamesResponse,
-        responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+        responses=error_responses(404, 422, 503),
     )
     async def node_service_names(node_addr: str) -> Response:
         """The distinct service names of one node (by address, or by node name)."""
@@ -251,9 +273,8 @@ def nodes_router(runtime: RuntimeView, settings: ApiSettings) -> APIRouter:
         "/admin/cache/nodes/flush",
         response_model=FlushResponse,
         responses={
-            401: {"model": ErrorResponse},
-            403: {"model": ErrorResponse},
-            503: {"model": ErrorResponse},
+            202: {"model": FlushResponse, "description": "Resync requested (without ``wait``)"},
+            **error_responses(401, 403, 422, 503, 504),
         },
     )
     async def flush_nodes(
