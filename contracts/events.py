@@ -2,9 +2,11 @@
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 DeltaType = Literal["nodes", "checks", "services"]
@@ -66,26 +68,49 @@ def essentials(watch_type: str, payload: Any) -> Any:
     return [_pick(item, fields) for item in payload] if fields else payload
 
 
+def list_item(watch_type: str, raw: Any) -> tuple[str, Any] | None:
+    """One entry of a nodes or checks answer as nodeview reads it, keyed by its node; ``None``
+    for an entry nodeview does not read (a check other than ``serfHealth``, a malformed one)."""
+    if not isinstance(raw, dict):
+        return None
+    if watch_type == "checks" and raw.get("CheckID") != SERF_CHECK:
+        return None
+    item = _pick(raw, _ESSENTIAL_FIELDS[watch_type])
+    node = item.get("Node")
+    return (node, item) if isinstance(node, str) else None
+
+
 def list_items(watch_type: str, payload: Any) -> dict[str, Any]:
     """The items of a whole-list answer by node or service name, as far as nodeview reads them."""
     if watch_type == "services":
         if not isinstance(payload, dict):
             return {}
         return {str(name): sorted(str(t) for t in tags or ()) for name, tags in payload.items()}
-    reduced = essentials(watch_type, payload)
-    if not isinstance(reduced, list):
+    if not isinstance(payload, list):
         return {}
-    items: dict[str, Any] = {}
-    for item in reduced:
-        if isinstance(item, dict) and isinstance(item.get("Node"), str):
-            items[item["Node"]] = item
-    return items
+    return dict(pair for raw in payload if (pair := list_item(watch_type, raw)) is not None)
 
 
 def digest_of(value: Any) -> str:
     """A short digest of a JSON value, independent of key order."""
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def item_digest(item: Any) -> str:
+    """A short digest of one list item, independent of key order."""
+    return hashlib.sha256(orjson.dumps(item, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def list_digest(digests: Mapping[str, str]) -> str:
+    """The digest of a whole list from its items' digests (``item_digest`` by key).
+
+    A relay that kept the digests of unchanged items and a script handler that computed them all
+    get the same digest for the same answer."""
+    hasher = hashlib.sha256()
+    for key in sorted(digests):
+        hasher.update(f"{key}\0{digests[key]}\n".encode())
+    return hasher.hexdigest()[:16]
 
 
 def origin_of(source: str, relay_id: str | None) -> str:
@@ -134,7 +159,8 @@ class ConsulChange(BaseModel):
     def payload_digest(self) -> str:
         """Digest of what nodeview reads from the payload, equal for every source of a change."""
         if self.watch_type in LIST_TYPES:
-            return digest_of(list_items(self.watch_type, self.payload))
+            items = list_items(self.watch_type, self.payload)
+            return list_digest({key: item_digest(item) for key, item in items.items()})
         return digest_of(essentials(self.watch_type, self.payload))
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+import orjson
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -454,8 +455,8 @@ class ConsulClient:
                 index=_parse_int(response.headers.get("X-Consul-Index")),
             )
         try:
-            data = response.json()
-        except ValueError as exc:
+            data = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
             metrics.CONSUL_REQUESTS.labels(endpoint, label, "bad_response").inc()
             raise ConsulBadResponse(
                 f"Consul answered non-JSON for {endpoint}", endpoint=endpoint, server=label

@@ -15,12 +15,10 @@ from contracts.events import (
     ConsulChange,
     ConsulDelta,
     ResyncRequested,
-    digest_of,
-    list_items,
 )
 from contracts.subjects import answer_subject
 from services import bus, metrics
-from services.relay.deltas import Baseline, Differ
+from services.relay.deltas import Baseline, Differ, items_digest
 from services.telemetry import inject_headers, tracer
 
 log = logging.getLogger("nodeview.relay")
@@ -51,17 +49,17 @@ class Publisher:
             change = change.model_copy(update={"relay_id": self._relay_id})
         if self._differ is None or change.watch_type not in LIST_TYPES:
             return await self._publish(change, change, change.payload_digest())
-        # Items and digest are made once per answer: each walks the whole list.
-        items = list_items(change.watch_type, change.payload)
         lock = self._locks.setdefault((change.watch_type, change.datacenter), asyncio.Lock())
         async with lock:
-            # One answer of a list at a time, so each is diffed against the one before it.
+            # One answer of a list at a time, so each is diffed against the one before it (and
+            # reuses its unchanged items).
+            items = self._differ.items(change)
             planned = self._differ.plan(change, items)
             if isinstance(planned, Baseline):
                 metrics.RELAY_PUBLISHED.labels(change.watch_type, change.source, "unchanged").inc()
                 return bus.PublishResult(stream_seq=planned.stream_seq, duplicate=True)
             try:
-                result = await self._publish(change, planned, digest_of(items))
+                result = await self._publish(change, planned, items_digest(items))
             except BaseException:
                 self._differ.failed(change)
                 raise

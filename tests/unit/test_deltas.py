@@ -1,5 +1,6 @@
 """Deltas: the relay diffs whole lists item by item; the enricher applies them in any order."""
 
+import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,10 +28,15 @@ from services.enricher.planner import (
     apply_change,
 )
 from services.enricher.sites import SitesMap
-from services.relay.deltas import Baseline, Differ
+from services.relay.deltas import Baseline, Differ, items_digest
 
 SETTINGS = Settings(sites_key="sites", resync_event="nodeview-resync")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _modified(*content: str) -> int:
+    """A ``ModifyIndex`` that moves with the content, as Consul bumps it with every change."""
+    return 10 + zlib.crc32("/".join(content).encode()) % 100_000
 
 
 def _node(name: str, addr: str) -> dict[str, Any]:
@@ -41,12 +47,18 @@ def _node(name: str, addr: str) -> dict[str, Any]:
         "Datacenter": "dc1",
         "TaggedAddresses": {"lan": addr},
         "CreateIndex": 5,
-        "ModifyIndex": 5,
+        "ModifyIndex": _modified(name, addr),
     }
 
 
 def _serf(node: str, status: str) -> dict[str, Any]:
-    return {"Node": node, "CheckID": "serfHealth", "Status": status, "ModifyIndex": 7}
+    return {
+        "Node": node,
+        "CheckID": "serfHealth",
+        "Status": status,
+        "CreateIndex": 7,
+        "ModifyIndex": _modified(node, status),
+    }
 
 
 def _answer(watch_type: str, index: int, payload: Any, **extra: Any) -> ConsulChange:
@@ -61,12 +73,13 @@ def _answer(watch_type: str, index: int, payload: Any, **extra: Any) -> ConsulCh
 
 
 def _plan(differ: Differ, change: ConsulChange) -> ConsulChange | ConsulDelta | Baseline:
-    return differ.plan(change, list_items(change.watch_type, change.payload))
+    return differ.plan(change, differ.items(change))
 
 
 def _published(differ: Differ, change: ConsulChange) -> ConsulChange | ConsulDelta | Baseline:
-    planned = _plan(differ, change)
-    differ.published(change, list_items(change.watch_type, change.payload), change.consul_index)
+    items = differ.items(change)
+    planned = differ.plan(change, items)
+    differ.published(change, items, change.consul_index)
     return planned
 
 
@@ -243,7 +256,11 @@ def test_a_node_meta_change_is_a_delta_of_that_node_with_its_meta() -> None:
     differ = Differ()
     nodes = [_node(f"n{i}", f"10.0.0.{i}") | {"Meta": {"rack": "r1"}} for i in range(5)]
     _published(differ, _answer("nodes", 10, nodes))
-    relabelled = [*nodes[:2], nodes[2] | {"Meta": {"rack": "r2"}}, *nodes[3:]]
+    relabelled = [
+        *nodes[:2],
+        nodes[2] | {"Meta": {"rack": "r2"}, "ModifyIndex": 11},
+        *nodes[3:],
+    ]
     planned = _published(differ, _answer("nodes", 11, relabelled))
     assert isinstance(planned, ConsulDelta)
     assert planned.changed == {
@@ -256,7 +273,10 @@ def test_a_node_meta_change_is_a_delta_of_that_node_with_its_meta() -> None:
             "Meta": {"rack": "r2"},
         }
     }
-    readdressed = [*relabelled[:4], relabelled[4] | {"TaggedAddresses": {"lan": "10.1.0.4"}}]
+    readdressed = [
+        *relabelled[:4],
+        relabelled[4] | {"TaggedAddresses": {"lan": "10.1.0.4"}, "ModifyIndex": 12},
+    ]
     planned = _published(differ, _answer("nodes", 12, readdressed))
     assert isinstance(planned, ConsulDelta)
     assert set(planned.changed) == {"n4"}
@@ -439,3 +459,37 @@ def test_a_redelivered_delta_below_the_last_applied_is_overtaken_not_a_reset() -
     _apply(state, _delta("nodes", 50, {"c": _node("c", "10.0.0.3")}))
     assert overtaken(state, _delta("nodes", 49, {"c": _node("c", "10.0.0.3")}))
     assert not overtaken(state, _delta("nodes", 51, {"c": _node("c", "10.0.0.4")}))
+
+
+def test_unchanged_entries_are_reused_by_their_raft_indexes() -> None:
+    """An entry whose Create/ModifyIndex did not move is taken from the baseline, not re-read."""
+    differ = Differ()
+    nodes = [_node(f"n{i}", f"10.0.0.{i}") for i in range(20)]
+    _published(differ, _answer("nodes", 10, nodes))
+    before = differ.baselines[("nodes", None)].items
+    moved = [*nodes[:7], _node("n7", "10.7.7.7"), *nodes[8:]]
+    items = differ.items(_answer("nodes", 11, moved))
+    assert all(items[f"n{i}"] is before[f"n{i}"] for i in range(20) if i != 7)
+    assert items["n7"] is not before["n7"]
+    assert items["n7"].item["Address"] == "10.7.7.7"
+
+
+def test_after_an_index_reset_no_entry_is_reused() -> None:
+    """Behind a restored snapshot the same indexes may name other content: every entry is read."""
+    differ = Differ()
+    nodes = [_node("a", "10.0.0.1"), _node("b", "10.0.0.2")]
+    _published(differ, _answer("nodes", 50, nodes))
+    restored = [nodes[0] | {"Address": "10.1.1.1"}, nodes[1]]  # same ModifyIndex, other content
+    change = _answer("nodes", 20, restored)
+    items = differ.items(change)
+    assert items["a"].item["Address"] == "10.1.1.1"
+    assert differ.plan(change, items) is change
+
+
+def test_the_digest_of_a_delta_is_the_digest_of_its_whole_answer() -> None:
+    """The relay's digest from kept entries equals the digest a script handler computes whole."""
+    differ = Differ()
+    nodes = [_node(f"n{i}", f"10.0.0.{i}") for i in range(10)]
+    _published(differ, _answer("nodes", 10, nodes))
+    later = _answer("nodes", 11, [*nodes[:4], _node("n4", "10.4.4.4"), *nodes[5:]])
+    assert items_digest(differ.items(later)) == later.payload_digest()
