@@ -8,6 +8,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY contracts ./contracts
 COPY services ./services
+COPY nodeview_client ./nodeview_client
 RUN /opt/nodeview/bin/pip install .
 
 FROM python:3.11-slim-bookworm

@@ -12,8 +12,9 @@ tell the two apart)."""
 NodeType = Literal["server", "client"]
 ServicesStatus = Literal["ok", "error"]
 
-MAX_NODE_META_PAIRS = 64
-"""Node meta pairs kept per node: Consul's own limit on a node's meta."""
+MAX_NODE_META_PAIRS = 72
+"""Node meta pairs kept per node: Consul's limit of 64 on an agent's own meta, plus room for the
+``consul-*`` pairs Consul adds itself (``consul-network-segment``, ``consul-version``, …)."""
 MAX_NODE_META_KEY_LENGTH = 128
 """Longest node meta key (Consul's own limit)."""
 MAX_NODE_META_VALUE_LENGTH = 512
@@ -152,9 +153,10 @@ class NodeEntry(BaseModel):
     error: str | None
     service_names: tuple[str, ...]
     updated_at: datetime
-    id: str
-    meta: dict[str, str]
-    tagged_addresses: dict[str, str]
+    id: str = ""
+    """Consul's node ID (empty from a replica older than these three fields)."""
+    meta: dict[str, str] = Field(default_factory=dict)
+    tagged_addresses: dict[str, str] = Field(default_factory=dict)
 
 
 class NodesResponse(BaseModel):

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
@@ -129,11 +130,15 @@ class NodeviewClient:
 
     async def node_services(self, node: str) -> NodeServicesResponse:
         """The services of one node, by address or name."""
-        return await self._get(f"/api/v1/nodes/{node}/services", NodeServicesResponse)
+        return await self._get(
+            f"/api/v1/nodes/{quote(node, safe='')}/services", NodeServicesResponse
+        )
 
     async def node_service_names(self, node: str) -> ServiceNamesResponse:
         """The distinct service names of one node, by address or name."""
-        return await self._get(f"/api/v1/nodes/{node}/service-names", ServiceNamesResponse)
+        return await self._get(
+            f"/api/v1/nodes/{quote(node, safe='')}/service-names", ServiceNamesResponse
+        )
 
     async def flush(self, *, wait: bool = False) -> FlushResponse:
         """Ask for a full resync (needs ``admin_token``); with ``wait``, until it is visible."""

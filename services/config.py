@@ -52,8 +52,13 @@ def read_secret(value: SecretStr | None, file: Path | None, name: str) -> Secret
 
 
 def _bare_to_url(address: str, https: bool) -> str:
-    """Give a ``host:port`` without a scheme the one CONSUL_HTTP_SSL asks for."""
-    return address if "://" in address else ("https://" if https else "http://") + address
+    """Give a ``host:port`` without a scheme the one CONSUL_HTTP_SSL asks for; as in Consul's
+    clients, an explicit ``http://`` never reverts to http once CONSUL_HTTP_SSL asks for TLS."""
+    if "://" not in address:
+        return ("https://" if https else "http://") + address
+    if https and address.startswith("http://"):
+        return "https://" + address.removeprefix("http://")
+    return address
 
 
 class BaseServiceSettings(BaseSettings):
@@ -173,7 +178,7 @@ class ConsulSettings(BaseServiceSettings):
     consul_http_token_file: Path | None = Field(
         default=None, validation_alias="CONSUL_HTTP_TOKEN_FILE"
     )
-    """Consul's own token file variable (CONSUL_HTTP_TOKEN wins over it, as in Consul)."""
+    """Consul's own token file variable (wins over CONSUL_HTTP_TOKEN, as in Consul)."""
     consul_max_retries: int = Field(default=1, ge=0, le=10, validation_alias="CONSUL_MAX_RETRIES")
     """Extra passes over the server list after every server failed."""
     consul_retry_delay: float = Field(
@@ -279,9 +284,16 @@ class ConsulSettings(BaseServiceSettings):
         own = read_secret(self.consul_token, self.consul_token_file, "CONSUL_TOKEN")
         if own is not None:
             return own
-        if self.consul_http_token is not None:
-            return self.consul_http_token
-        return read_secret(None, self.consul_http_token_file, "CONSUL_HTTP_TOKEN")
+        file = self.consul_http_token_file
+        if file is not None:
+            # As Consul's own clients: the token file wins over the token, unless it is empty.
+            try:
+                empty = not file.read_text(encoding="utf-8").strip()
+            except OSError:
+                empty = False  # read_secret says why it cannot be read
+            if not empty or self.consul_http_token is None:
+                return read_secret(None, file, "CONSUL_HTTP_TOKEN")
+        return self.consul_http_token
 
     def tls_verify(self) -> ssl.SSLContext | bool:
         """httpx's ``verify`` for Consul: a context once a CA, client cert or name is set."""

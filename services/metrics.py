@@ -61,6 +61,11 @@ RESYNC_DURATION = Histogram(
     "Wall time of a full resync from Consul.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+VIEW_ENTRIES_REFUSED = Counter(
+    "nodeview_view_entries_refused_total",
+    "KV entries of the view an API replica could not decode (skipped, view kept)",
+    ["kind"],
+)
 DEAD_LETTERS = Counter(
     "nodeview_dead_letters_total",
     "Messages moved to the dead-letter subject, by reason.",

@@ -3,6 +3,7 @@
 import gzip
 import hashlib
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from services.api.filters import MetaFilter, meta_matches
 from services.api.prometheus_sd import in_site, node_groups
 
 _ENTRY_FIELDS = tuple(NodeEntry.model_fields)
+
+log = logging.getLogger("nodeview.api")
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,15 @@ class ViewState:
             if deleted:
                 return self._delete(node)
             view = NodeView.model_validate_json(value)
-        except ValidationError:
+        except ValidationError as exc:
+            # A view this release cannot read (a newer enricher's after a rollback, a damaged
+            # entry) is skipped, never silently: the rest of the view still serves.
+            kind = "node" if subjects.node_from_key(key) is not None else key
+            metrics.VIEW_ENTRIES_REFUSED.labels(kind).inc()
+            log.warning(
+                "view entry refused",
+                extra={"event": "api.entry_refused", "key": key[:200], "reason": str(exc)[:300]},
+            )
             return Delta("none")
         old = self.nodes.get(view.node)
         self.nodes[view.node] = view

@@ -3,11 +3,11 @@
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from services import metrics
-from services.consul import UI_NODES, UI_SERVICES, ConsulHTTPError
+from services.consul import UI_NODES, UI_SERVICES, ConsulHTTPError, ConsulTimeout
 from services.enricher import reads
 from services.enricher.inventory import (
     BadConsulPayload,
@@ -24,22 +24,23 @@ T = TypeVar("T")
 INTERNAL_RETRY_SECONDS = 300.0
 """How long a refused internal endpoint is not asked again."""
 
+EVERY_NAME = "every service name"
+"""What the enricher reads instead of a refused internal endpoint."""
+
 
 @dataclass
 class Refusals:
     """When each internal endpoint may be asked again after Consul refused it."""
 
     clock: Callable[[], float] = time.monotonic
-    _until: dict[str, float] | None = None
+    _until: dict[str, float] = field(default_factory=dict)
 
     def refused(self, endpoint: str) -> bool:
         """Tell whether ``endpoint`` was refused less than ``INTERNAL_RETRY_SECONDS`` ago."""
-        return self.clock() < (self._until or {}).get(endpoint, 0.0)
+        return self.clock() < self._until.get(endpoint, 0.0)
 
     def refuse(self, endpoint: str, status: str, instead: str) -> None:
         """Leave ``endpoint`` alone a while; counted and logged once per refusal."""
-        if self._until is None:
-            self._until = {}
         metrics.CONSUL_INTERNAL_FALLBACK.labels(endpoint, status).inc()
         self._until[endpoint] = self.clock() + INTERNAL_RETRY_SECONDS
         log.warning(
@@ -93,7 +94,7 @@ class ServiceSummaries:
             response = await self.consul.ui_services()
             return parse_ui_services(reads.unfiltered(response, "the service summaries"))
 
-        return await _read_internal(self.refusals, UI_SERVICES, "every service name", read)
+        return await _read_internal(self.refusals, UI_SERVICES, EVERY_NAME, read)
 
 
 @dataclass(frozen=True)
@@ -136,4 +137,10 @@ class NodeDumps:
             services = parse_ui_nodes(reads.unfiltered(response, "the node dump"))
             return NodeDump(services, response.index)
 
-        return await _read_internal(self.refusals, UI_NODES, "every service name", read)
+        try:
+            return await _read_internal(self.refusals, UI_NODES, EVERY_NAME, read)
+        except ConsulTimeout:
+            # One answer holds the whole catalog: on a Consul too large or too busy to give it
+            # in time, asking again at every resync would cost the timeout each time.
+            self.refusals.refuse(UI_NODES, "timeout", EVERY_NAME)
+            return None

@@ -29,6 +29,10 @@ document.addEventListener('securitypolicyviolation', (event) => {
 """Collects every Content-Security-Policy violation the page reports (injected before it runs)."""
 
 
+STARTUP_SECONDS = 30.0
+"""Longest the API server may take to listen."""
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def api_url() -> AsyncIterator[str]:
     """The API app served by uvicorn on 127.0.0.1; the docs need no NATS, so none is started."""
@@ -37,10 +41,11 @@ async def api_url() -> AsyncIterator[str]:
     server = make_server(create_app(settings), HOST, port, lifespan="off")
     task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
+        async with asyncio.timeout(STARTUP_SECONDS):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
         yield f"http://{HOST}:{port}"
     finally:
         server.should_exit = True

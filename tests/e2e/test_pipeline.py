@@ -63,7 +63,7 @@ async def test_join_fail_leave_show_up_in_both_replicas(stack: Stack) -> None:
     assert (await _node(stack, "api-2", "e2e-join-1"))["services_count"] == 0
 
 
-async def test_a_node_that_joined_and_left_between_two_answers_shows_as_left(
+async def test_a_node_that_joined_and_left_between_two_answers_shows_as_dead(
     stack: Stack,
 ) -> None:
     """A join and a leave no watch answer saw apart still reach the view, from the members list."""

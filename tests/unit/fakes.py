@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.views import Heartbeat, NodeView, ViewMeta
-from services.consul import ConsulHTTPError, ConsulNotFound, ConsulResponse, ConsulUnavailable
+from services.consul import (
+    ConsulHTTPError,
+    ConsulNotFound,
+    ConsulResponse,
+    ConsulTimeout,
+    ConsulUnavailable,
+)
 
 SERVER = "consul-1:8500"
 
@@ -37,6 +43,8 @@ class FakeConsul:
     """Serf member → status (1 alive, 3 left, 4 failed); ``None``: no agent API (403)."""
     refuse: dict[str, int] = field(default_factory=dict)
     failing: set[str] = field(default_factory=set)
+    slow: set[str] = field(default_factory=set)
+    """Endpoints that time out."""
     filtered: set[str] = field(default_factory=set)
     """Endpoints whose answers say Consul's ACLs left items out."""
     calls: Counter[str] = field(default_factory=Counter)
@@ -56,6 +64,8 @@ class FakeConsul:
         self.calls[endpoint] += 1
         if endpoint in self.failing:
             raise ConsulUnavailable("every server failed", endpoint=endpoint)
+        if endpoint in self.slow:
+            raise ConsulTimeout("every server timed out", endpoint=endpoint)
         status = self.refuse.get(endpoint)
         if status == 404:
             raise ConsulNotFound("404", endpoint=endpoint, server=SERVER, status=404)

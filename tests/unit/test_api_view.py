@@ -450,3 +450,15 @@ def _gauge(name: str, **labels: str) -> float:
     value = REGISTRY.get_sample_value(name, labels)
     assert value is not None
     return value
+
+
+def test_an_entry_this_release_cannot_read_is_counted_and_the_rest_still_serves() -> None:
+    """A node entry that does not decode is skipped visibly (a metric), not silently."""
+    state = ViewState(STALE_AFTER)
+    state.apply(subjects.node_key("a"), _view("a", "10.0.0.1").model_dump_json().encode(), False)
+    sample = {"kind": "node"}
+    before = REGISTRY.get_sample_value("nodeview_view_entries_refused_total", sample) or 0.0
+    delta = state.apply(subjects.node_key("b"), b'{"node": "b", "status": 42}', False)
+    assert delta.kind == "none"
+    assert REGISTRY.get_sample_value("nodeview_view_entries_refused_total", sample) == before + 1
+    assert set(state.nodes) == {"a"}

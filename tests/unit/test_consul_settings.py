@@ -30,7 +30,7 @@ def _settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> ConsulSettings:
         ),
         (
             {"CONSUL_HTTP_ADDR": "http://consul.internal:8500", "CONSUL_HTTP_SSL": "true"},
-            ["http://consul.internal:8500"],
+            ["https://consul.internal:8500"],
         ),
         (
             {"CONSUL_SERVERS": "http://a:8500,b:8500", "CONSUL_HTTP_ADDR": "https://c:8501"},
@@ -55,7 +55,7 @@ def test_unusable_addresses_are_refused(monkeypatch: pytest.MonkeyPatch, address
 
 
 def test_token_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """CONSUL_TOKEN(_FILE) wins over CONSUL_HTTP_TOKEN, which wins over CONSUL_HTTP_TOKEN_FILE."""
+    """CONSUL_TOKEN(_FILE) wins; then CONSUL_HTTP_TOKEN_FILE over CONSUL_HTTP_TOKEN (as Consul)."""
     own_file = tmp_path / "own.token"
     own_file.write_text("own-file\n", encoding="utf-8")
     http_file = tmp_path / "http.token"
@@ -68,7 +68,10 @@ def test_token_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
     assert token() is None
     assert token(CONSUL_HTTP_TOKEN_FILE=str(http_file)) == "http-file"
-    assert token(CONSUL_HTTP_TOKEN="http", CONSUL_HTTP_TOKEN_FILE=str(http_file)) == "http"
+    assert token(CONSUL_HTTP_TOKEN="http", CONSUL_HTTP_TOKEN_FILE=str(http_file)) == "http-file"
+    empty = tmp_path / "empty.token"
+    empty.write_text("\n", encoding="utf-8")
+    assert token(CONSUL_HTTP_TOKEN="http", CONSUL_HTTP_TOKEN_FILE=str(empty)) == "http"
     assert token(CONSUL_TOKEN="own", CONSUL_HTTP_TOKEN="http") == "own"
     assert token(CONSUL_TOKEN_FILE=str(own_file), CONSUL_HTTP_TOKEN="http") == "own-file"
     with pytest.raises(SettingsError, match="CONSUL_HTTP_TOKEN_FILE"):

@@ -273,3 +273,18 @@ async def test_an_acl_filtered_node_dump_is_not_taken_for_the_whole_catalog() ->
     await engine.resync(ResyncReason.START)
     assert consul.calls["catalog_service"] == 2
     assert store.views["n0"].services_count == 2
+
+
+async def test_a_node_dump_that_times_out_is_left_alone_a_while() -> None:
+    """A dump too slow for the timeout is not asked again at the next resync: names are read."""
+    consul = _cluster()
+    consul.slow.add("ui_nodes")
+    store = MemoryStore()
+    engine = Engine(consul, store, SETTINGS)
+    await engine.resync(ResyncReason.START)
+    assert consul.calls["catalog_service"] == 2
+    consul.slow.clear()
+    consul.calls.clear()
+    await engine.resync(ResyncReason.REQUESTED)
+    assert "ui_nodes" not in consul.calls
+    assert store.views["n0"].services_count == 2

@@ -25,14 +25,14 @@ def test_the_wheel_and_its_runtime_dependencies_leave_the_dev_stack_out() -> Non
 
 
 def test_the_image_copies_no_dev_stack() -> None:
-    """The Dockerfile builds from contracts/ and services/ only."""
+    """The Dockerfile builds from the wheel's packages (contracts, services, the client) only."""
     copies = [
         line.split()[1]
         for line in (ROOT / "Dockerfile").read_text().splitlines()
         if line.startswith("COPY") and "--from" not in line
     ]
     assert "devstack" not in copies
-    assert {"contracts", "services"} <= set(copies)
+    assert {"contracts", "services", "nodeview_client"} <= set(copies)
 
 
 def test_nodeview_dev_without_the_dev_stack_says_how_to_install_it() -> None:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from contracts.events import MAX_NAME_LENGTH, ConsulChange
 from contracts.subjects import WATCH_TYPES
+from contracts.views import MAX_NODE_META_PAIRS
 from services.relay.payloads import (
     MAX_INDEX,
     BadWatchPayload,
@@ -230,7 +231,7 @@ TOO_LONG = [
     ("service", [{"Node": {"Node": "a"}, "Service": {"ID": "s", "Tags": ["t" * 5000]}}]),
     ("services", {"s" * 513: []}),
     ("services", {"web": ["t" * 4097]}),
-    ("nodes", [{"Node": "n", "Meta": {f"k{i}": "v" for i in range(65)}}]),
+    ("nodes", [{"Node": "n", "Meta": {f"k{i}": "v" for i in range(MAX_NODE_META_PAIRS + 1)}}]),
     ("nodes", [{"Node": "n", "Meta": {"k" * 129: "v"}}]),
     ("nodes", [{"Node": "n", "Meta": {"k": "v" * 513}}]),
     ("nodes", [{"Node": "n", "TaggedAddresses": {f"a{i}": "x" for i in range(17)}}]),
@@ -243,7 +244,7 @@ def test_handler_input_with_a_too_long_name_or_tag_is_refused(
     watch_type: str, payload: Any
 ) -> None:
     """A handler's payload naming something over 512 characters, a tag over 4096, or node meta
-    or tagged addresses beyond Consul's limits (64 pairs, keys 128, values 512), is refused."""
+    or tagged addresses beyond Consul's limits (72 pairs, keys 128, values 512), is refused."""
     for source in ("http", "script"):
         with pytest.raises(BadWatchPayload, match="at most"):
             make_change(watch_type, payload, 7, source, service="s")
@@ -259,10 +260,10 @@ def test_the_watchers_own_consul_answers_are_not_length_bounded(
 
 
 def test_names_and_tags_at_the_limits_are_accepted() -> None:
-    """The longest accepted name (512), tag (4096) and node meta (64 pairs of 128/512) pass."""
+    """The longest accepted name (512), tag (4096) and node meta (72 pairs of 128/512) pass."""
     make_change("nodes", [{"Node": "n" * 512, "Address": "127.0.0.1"}], 1, "http")
     make_change("services", {"s" * 512: ["t" * 4096]}, 1, "http")
-    meta = {f"{i:03d}" + "k" * 125: "v" * 512 for i in range(64)}
+    meta = {f"{i:03d}" + "k" * 125: "v" * 512 for i in range(MAX_NODE_META_PAIRS)}
     make_change("nodes", [{"Node": "n", "Meta": meta}], 1, "http")
 
 
