@@ -6,9 +6,9 @@ from importlib import resources
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
-from fastapi.responses import JSONResponse
 
 from services.api.negotiation import etag_matches
+from services.auth import error_response
 
 STATIC_PACKAGE = "services.api"
 STATIC_DIR = "static"
@@ -81,10 +81,7 @@ def dashboard_router() -> APIRouter:
         """One file of the dashboard, by name; only files found at start are served."""
         file = files.get(name)
         if file is None:
-            return JSONResponse(
-                {"success": False, "error": "not_found", "detail": "no such dashboard file"},
-                status_code=404,
-            )
+            return error_response(404, "not_found", "no such dashboard file")
         return serve_file(file, if_none_match)
 
     return router

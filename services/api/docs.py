@@ -8,9 +8,10 @@ from html import escape
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 
 from services.api.dashboard import StaticFile, load_static_files, serve_file
+from services.auth import error_response
 
 DOCS_DIR = "static/docs"
 DOCS_URL = "/docs"
@@ -96,10 +97,7 @@ def docs_router(openapi_url: str, title: str = "nodeview API") -> APIRouter:
         """One file of the documentation pages, by name; only files found at start."""
         file = files.get(name)
         if file is None:
-            return JSONResponse(
-                {"success": False, "error": "not_found", "detail": "no such documentation file"},
-                status_code=404,
-            )
+            return error_response(404, "not_found", "no such documentation file")
         return serve_file(file, if_none_match)
 
     return router

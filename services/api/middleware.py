@@ -185,7 +185,9 @@ def _content_length(scope: Scope) -> int | None:
 
 async def _too_large(send: Send) -> int:
     """Answer 413 and return the size of the body sent."""
-    body = b'{"success":false,"error":"body_too_large","detail":null}'
+    body = (
+        b'{"success":false,"error":"body_too_large","detail":"the body is over API_MAX_BODY_BYTES"}'
+    )
     await send(
         {
             "type": "http.response.start",

@@ -48,7 +48,7 @@ from services.enricher.planner import (
 )
 from services.enricher.sites import BadSitesDocument, SitesMap, decode_kv_value, parse_sites
 from services.enricher.store import ViewStore
-from services.enricher.summary import NodeDump, NodeDumps, Refusals, ServiceSummaries
+from services.enricher.summary import NodeDumps, Refusals, ServiceSummaries, apply_node_dump
 from services.enricher.writes import bounded_all
 from services.telemetry import inject_headers, tracer
 
@@ -504,7 +504,7 @@ class Engine:
                 self._consul.catalog_services(),
                 self._consul.serf_health(),
                 self._sites_or_none(),
-                self._node_dump_or_none(),
+                self._dumps.read_or_none(),
             )
             inv = Inventory(
                 members=members_read,
@@ -554,7 +554,9 @@ class Engine:
                 self.degradation.clear(item)
         if dump is not None:
             # One answer holds every node's instances: no read per service name.
-            self._apply_node_dump(inv, dump)
+            apply_node_dump(inv, dump)
+            for name in inv.service_tags:
+                self.degradation.clear(degraded.service_item(name))
             service_reads = []
         else:
             service_reads = await reads.read_services(self._consul, sorted(inv.service_tags))
@@ -607,34 +609,6 @@ class Engine:
             self.degradation.clear(degraded.MEMBERS)
         self.resynced = True
         return await self._commit(set(), True, headers, resync_ids=tuple(request_ids))
-
-    async def _node_dump_or_none(self) -> NodeDump | None:
-        """Every node's instances in one read; ``None``: read them name by name instead.
-
-        ``None`` while Consul refuses its node dump, and when the dump fails otherwise: the
-        reads by name then record each name's failure where it belongs.
-        """
-        try:
-            return await self._dumps.read()
-        except (ConsulError, BadConsulPayload) as exc:
-            log.warning(
-                "node dump read failed; reading every service name instead",
-                extra={
-                    "event": "enrich.node_dump_failed",
-                    "reason": str(exc),
-                    "error_type": reads.error_kind(exc),
-                },
-            )
-            return None
-
-    def _apply_node_dump(self, inv: Inventory, dump: NodeDump) -> None:
-        """Take every node's instances from the dump: each listed name is read, none failed."""
-        for node, instances in dump.services.items():
-            if instances:
-                inv.services[node] = dict(instances)
-        inv.service_failures.clear()
-        for name in inv.service_tags:
-            self.degradation.clear(degraded.service_item(name))
 
     async def _sites_or_none(self) -> ConsulResponse | None:
         """Read the sites key; on failure keep the last good sites (``None``)."""

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from services import metrics
-from services.consul import UI_NODES, UI_SERVICES, ConsulHTTPError, ConsulTimeout
+from services.consul import UI_NODES, UI_SERVICES, ConsulError, ConsulHTTPError, ConsulTimeout
 from services.enricher import reads
 from services.enricher.inventory import (
     BadConsulPayload,
+    Inventory,
     NodeServices,
     ServiceSummary,
     parse_node_services,
@@ -144,3 +145,27 @@ class NodeDumps:
             # in time, asking again at every resync would cost the timeout each time.
             self.refusals.refuse(UI_NODES, "timeout", EVERY_NAME)
             return None
+
+    async def read_or_none(self) -> NodeDump | None:
+        """``read``, or ``None`` when the dump fails: the caller then reads every name, whose
+        reads record each failure where it belongs."""
+        try:
+            return await self.read()
+        except (ConsulError, BadConsulPayload) as exc:
+            log.warning(
+                "node dump read failed; reading every service name instead",
+                extra={
+                    "event": "enrich.node_dump_failed",
+                    "reason": str(exc),
+                    "error_type": reads.error_kind(exc),
+                },
+            )
+            return None
+
+
+def apply_node_dump(inv: Inventory, dump: NodeDump) -> None:
+    """Take every node's instances from the dump: each listed name is read, none failed."""
+    for node, instances in dump.services.items():
+        if instances:
+            inv.services[node] = dict(instances)
+    inv.service_failures.clear()
