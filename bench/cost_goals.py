@@ -33,6 +33,17 @@ ONE_NODE_KINDS = (
 """Change kinds that touch one node (a sites change rewrites a whole document)."""
 
 
+FLAT_LAG_FACTOR = 2.0
+FLAT_LAG_SLACK_MS = 100.0
+"""Lag is flat when the freshness p50 of the churn's last 5 s stays within twice that of its
+first 5 s plus this slack: a pipeline that keeps up does not fall further behind."""
+
+
+def flat_lag_limit(first_p50_ms: float) -> float:
+    """The most the last window's freshness p50 may be for the lag to count as flat."""
+    return FLAT_LAG_FACTOR * first_p50_ms + FLAT_LAG_SLACK_MS
+
+
 def verdict(ok: bool | None) -> str:
     """Met, missed or not measured."""
     return "not measured" if ok is None else ("met" if ok else "**missed**")
@@ -119,11 +130,18 @@ def goals(results: dict[str, Any]) -> list[dict[str, str]]:
         if "churn" in e:
             c = e["churn"]
             end = c["lag"][-1]["num_pending"] if c["lag"] else None
+            windows = c.get("windows") or []
+            first = windows[0]["p50"] if windows else None
+            last = windows[-1]["p50"] if windows else None
+            flat = first is not None and last is not None and last <= flat_lag_limit(first)
             add(
                 f"churn at {e['nodes']:,} nodes without growing lag",
                 f"{c['achieved_rate']}/s; max pending {c['max_num_pending']}, end {end}; "
-                f"{c['not_seen']} not seen",
-                end == 0 and c["not_seen"] == 0,
+                f"freshness p50 first 5 s {first:,.0f} ms, last 5 s {last:,.0f} ms; "
+                f"{c['not_seen']} not seen"
+                if first is not None and last is not None
+                else f"{c['achieved_rate']}/s; no freshness windows",
+                end == 0 and c["not_seen"] == 0 and flat,
             )
         nv = e.get("resync", {}).get("nodeview")
         if nv:
