@@ -128,7 +128,6 @@ async def run(options: DevOptions) -> None:
             nodes=options.nodes, services=options.services, sites=options.sites, seed=1
         ),
         ports=[CONSUL_PORT + i for i in range(options.servers)],
-        watches=http_watches(relay_url, relay_token, "skills/eye/metadata/sites"),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -174,6 +173,10 @@ async def run(options: DevOptions) -> None:
             process.start()
         for process in processes:
             await asyncio.to_thread(process.wait_ready)
+        # The agent's watches call the relay's HTTP handler: started once it listens.
+        await double.start_watches(
+            http_watches(relay_url, relay_token, "skills/eye/metadata/sites")
+        )
         if options.churn > 0:
             tasks.append(asyncio.create_task(churn(double, options.churn, stop)))
         token_file = workdir / "tokens.env"

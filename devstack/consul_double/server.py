@@ -127,10 +127,16 @@ class ConsulDouble:
             await self.stop()
             raise
         if self._watch_definitions:
-            self._watch_runner = WatchRunner(
-                self._watch_definitions, self.urls[0], token=self.acl_token
-            )
-            await self._watch_runner.start()
+            await self.start_watches(self._watch_definitions)
+
+    async def start_watches(self, definitions: Sequence[dict[str, Any]]) -> None:
+        """Start agent watches, as an agent whose configuration gains them (once their handlers
+        listen: a handler that cannot be reached is logged and not called again until the next
+        change, as in Consul)."""
+        if self._watch_runner is not None:
+            raise RuntimeError("the double's watches already run")
+        self._watch_runner = WatchRunner(list(definitions), self.urls[0], token=self.acl_token)
+        await self._watch_runner.start()
 
     async def stop(self) -> None:
         """Stop watches, then every server (dropping blocking queries)."""
