@@ -417,10 +417,8 @@ class Enricher:
                 elif pacing.due():
                     await self.engine.retry_pending()
                     pacing.tried(still_failing=self.engine.has_pending())
-                members_every = self.settings.enricher_members_interval
-                if (
-                    members_every
-                    and time.monotonic() - self.engine.members_read_at >= members_every
+                if self.engine.members_due(
+                    self.settings.enricher_members_interval, time.monotonic()
                 ):
                     await self.engine.refresh_members()
             except LeadershipLost as exc:

@@ -251,6 +251,10 @@ class Engine:
             await self._execute(plan)
             return await self._commit(plan.dirty, False, {})
 
+    def members_due(self, every: float, now: float) -> bool:
+        """Tell whether the members list was last read ``every`` seconds ago or more (0: never)."""
+        return every > 0 and now - self.members_read_at >= every
+
     async def refresh_members(self) -> CommitResult | None:
         """Read the members list again: Serf membership has no index to watch.
 

@@ -288,3 +288,14 @@ async def test_a_node_dump_that_times_out_is_left_alone_a_while() -> None:
     await engine.resync(ResyncReason.REQUESTED)
     assert "ui_nodes" not in consul.calls
     assert store.views["n0"].services_count == 2
+
+
+async def test_the_members_list_is_due_once_its_interval_has_passed_since_any_read() -> None:
+    """Any members read (a resync's too) restarts the interval; 0 never makes it due."""
+    consul = _cluster(3)
+    consul.members_list = dict.fromkeys(consul.nodes, 1)
+    engine, _ = await _started(consul)
+    read_at = engine.members_read_at
+    assert not engine.members_due(60, read_at + 59)
+    assert engine.members_due(60, read_at + 60)
+    assert not engine.members_due(0, read_at + 1e6)
