@@ -22,10 +22,16 @@ def _cluster(nodes: int = 6) -> FakeConsul:
     return consul
 
 
-async def _started(consul: FakeConsul) -> tuple[Engine, MemoryStore]:
+async def _resynced(consul: FakeConsul) -> tuple[Engine, MemoryStore]:
+    """An engine after its start resync, with the reads it made still counted."""
     store = MemoryStore()
     engine = Engine(consul, store, SETTINGS)
     await engine.resync(ResyncReason.START)
+    return engine, store
+
+
+async def _started(consul: FakeConsul) -> tuple[Engine, MemoryStore]:
+    engine, store = await _resynced(consul)
     consul.calls.clear()
     return engine, store
 
@@ -219,9 +225,7 @@ async def test_without_a_members_api_the_refresh_reads_nothing() -> None:
 async def test_a_resync_reads_every_nodes_instances_in_one_answer() -> None:
     """Consul's node dump gives every node's instances: no read per service name or node."""
     consul = _cluster()
-    store = MemoryStore()
-    engine = Engine(consul, store, SETTINGS)
-    await engine.resync(ResyncReason.START)
+    _engine, store = await _resynced(consul)
     assert consul.calls["ui_nodes"] == 1
     assert "catalog_service" not in consul.calls
     assert "node_services" not in consul.calls
@@ -236,9 +240,7 @@ async def test_a_refused_node_dump_gives_way_to_one_read_per_name_for_a_while(
     """Refused, the dump is replaced by a read per name, and not asked again at once."""
     consul = _cluster()
     consul.refuse["ui_nodes"] = status
-    store = MemoryStore()
-    engine = Engine(consul, store, SETTINGS)
-    await engine.resync(ResyncReason.START)
+    engine, store = await _resynced(consul)
     assert consul.calls["ui_nodes"] == 1
     assert consul.calls["catalog_service"] == 2
     assert store.views["n0"].services_count == 2
@@ -252,9 +254,7 @@ async def test_a_failed_node_dump_reads_every_name_and_is_tried_again_next_time(
     """A dump that fails (not refused) costs this resync a read per name; the next one tries it."""
     consul = _cluster()
     consul.failing.add("ui_nodes")
-    store = MemoryStore()
-    engine = Engine(consul, store, SETTINGS)
-    await engine.resync(ResyncReason.START)
+    engine, store = await _resynced(consul)
     assert consul.calls["catalog_service"] == 2
     assert store.views["n0"].services_count == 2
     consul.failing.clear()
@@ -268,9 +268,7 @@ async def test_an_acl_filtered_node_dump_is_not_taken_for_the_whole_catalog() ->
     """A dump Consul's ACLs cut short is refused: the names are read one by one."""
     consul = _cluster()
     consul.filtered.add("ui_nodes")
-    store = MemoryStore()
-    engine = Engine(consul, store, SETTINGS)
-    await engine.resync(ResyncReason.START)
+    _engine, store = await _resynced(consul)
     assert consul.calls["catalog_service"] == 2
     assert store.views["n0"].services_count == 2
 
@@ -279,9 +277,7 @@ async def test_a_node_dump_that_times_out_is_left_alone_a_while() -> None:
     """A dump too slow for the timeout is not asked again at the next resync: names are read."""
     consul = _cluster()
     consul.slow.add("ui_nodes")
-    store = MemoryStore()
-    engine = Engine(consul, store, SETTINGS)
-    await engine.resync(ResyncReason.START)
+    engine, store = await _resynced(consul)
     assert consul.calls["catalog_service"] == 2
     consul.slow.clear()
     consul.calls.clear()
