@@ -28,6 +28,7 @@ from services.enricher.inventory import (
     Member,
     build_view,
     drop_names,
+    held_after,
     held_instances,
     instance_moves,
     names_to_read,
@@ -354,17 +355,21 @@ class Engine:
             return
         self.pending_moved = False
         self.degradation.clear(degraded.SERVICE_INSTANCES)
-        moves = instance_moves(held_instances(inv.services), summaries)
+        held = held_instances(inv.services)
+        moves = instance_moves(held, summaries)
+        touched: set[str] = set()
         for node, names in moves.lost.items():
             if node not in moves.gained and node in inv.services:
                 drop_names(inv.services[node], names)
                 plan.dirty.add(node)
+                touched.add(node)
         gained = sorted(n for n in moves.gained if inv.knows(n))
         if gained:
             self._apply_node_reads(
                 await reads.read_nodes(self._consul, [(n, self._addr(n)) for n in gained]), plan
             )
-        unexplained = names_to_read(held_instances(inv.services), summaries)
+            touched.update(gained)
+        unexplained = names_to_read(held_after(held, inv.services, touched), summaries)
         for service_read in await reads.read_services(self._consul, sorted(unexplained)):
             plan.dirty |= self._apply_service_read(inv, service_read)
 

@@ -334,6 +334,33 @@ def held_instances(services: Mapping[str, NodeServices]) -> dict[str, Held]:
     return held
 
 
+def held_after(
+    held: Mapping[str, Held], services: Mapping[str, NodeServices], touched: Iterable[str]
+) -> dict[str, Held]:
+    """``held`` once only the ``touched`` nodes' instances changed.
+
+    Only the names those nodes hold, or held, are counted again, over their holders: the cost
+    follows the change, not the inventory (``held_instances`` walks every instance).
+    """
+    nodes = set(touched)
+    names = {name for name, entry in held.items() if nodes & entry.nodes.keys()}
+    names |= {inst.name for node in nodes for inst in services.get(node, {}).values()}
+    result = dict(held)
+    for name in names:
+        entry = Held()
+        before = held.get(name)
+        for node in (before.nodes.keys() if before else set()) | nodes:
+            for instance in services.get(node, {}).values():
+                if instance.name == name:
+                    entry.nodes[node] = entry.nodes.get(node, 0) + 1
+                    entry.tags.update(instance.tags)
+        if entry.nodes:
+            result[name] = entry
+        else:
+            result.pop(name, None)
+    return result
+
+
 @dataclass
 class Moves:
     """Where instances moved according to Consul's summary."""

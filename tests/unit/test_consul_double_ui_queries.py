@@ -5,6 +5,7 @@ from typing import Any
 from devstack.consul_double import ConsulState
 from devstack.consul_double.filter_fields import CHECK_SERVICE_NODE, NODE_INFO
 from devstack.consul_double.filtering import compile_filter
+from devstack.consul_double.queries import check_service_node
 from devstack.consul_double.ui_queries import summarize, ui_nodes, ui_services
 
 
@@ -98,3 +99,17 @@ def test_both_dumps_index_on_the_catalog_tables_only() -> None:
     assert ui_services(state).index == before
     state.register_check("prom-b-01", "disk", "Disk", "passing")
     assert ui_services(state).index == ui_nodes(state).index == state.index > before
+
+
+def test_the_unfiltered_summary_equals_the_one_made_from_whole_instances() -> None:
+    """The unfiltered fast path summarises exactly what the full ``CheckServiceNode``s give."""
+    state = cluster()
+    state.register_service("prom-b-01", "ext", "ext", meta={"external-source": "k8s"}, port=9)
+    whole = summarize(
+        [
+            check_service_node(state, svc)
+            for node in sorted(state.services)
+            for _, svc in sorted(state.services[node].items())
+        ]
+    )
+    assert ui_services(state).render() == whole

@@ -27,6 +27,8 @@ from services.enricher.inventory import (
     bounded_pairs,
     build_view,
     health_status,
+    held_after,
+    held_instances,
     member_status,
     parse_catalog_nodes,
     parse_catalog_service,
@@ -758,3 +760,27 @@ def test_parsers_only_ever_raise_bad_consul_payload(
     """On arbitrary JSON every parser returns a result or raises BadConsulPayload, nothing else."""
     with contextlib.suppress(BadConsulPayload):
         parse(payload)
+
+
+_INSTANCES = st.dictionaries(
+    st.sampled_from([f"n{i}" for i in range(6)]),
+    st.dictionaries(
+        st.sampled_from([f"sid{i}" for i in range(4)]),
+        st.builds(
+            ServiceInstance,
+            name=st.sampled_from(["web", "db", "cache"]),
+            tags=st.lists(st.sampled_from(["a", "b", "c"]), max_size=2).map(tuple),
+        ),
+        max_size=3,
+    ),
+    max_size=6,
+)
+
+
+@given(before=_INSTANCES, changes=_INSTANCES)
+def test_held_after_a_change_of_some_nodes_equals_counting_everything_again(
+    before: dict[str, dict[str, ServiceInstance]], changes: dict[str, dict[str, ServiceInstance]]
+) -> None:
+    """Recounting only the names of the changed nodes gives what a whole recount gives."""
+    after = {**before, **changes}
+    assert held_after(held_instances(before), after, changes) == held_instances(after)
