@@ -22,6 +22,16 @@ def nodeview_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "services.cli", *args]
 
 
+def _answering_pid(answer: httpx.Response) -> int | None:
+    """The ``pid`` a readiness answer names, if it names one."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return None
+    pid = body.get("pid") if isinstance(body, dict) else None
+    return pid if isinstance(pid, int) else None
+
+
 class ServiceProcess:
     """One nodeview process with its environment, log file and health URL."""
 
@@ -65,10 +75,16 @@ class ServiceProcess:
             if self.process is None or self.process.poll() is not None:
                 raise ProcessError(f"{self.name} exited; see {self.log_path}")
             try:
-                if httpx.get(self.health_url + path, timeout=1.0).status_code == 200:
-                    return
+                answer = httpx.get(self.health_url + path, timeout=1.0)
             except httpx.HTTPError:
-                pass
+                answer = None
+            if answer is not None and answer.status_code == 200:
+                if _answering_pid(answer) not in (None, self.process.pid):
+                    raise ProcessError(
+                        f"{self.name}: another process answers on {self.health_url}; "
+                        f"see {self.log_path}"
+                    )
+                return
             time.sleep(0.1)
         raise ProcessError(f"{self.name} not ready after {timeout}s; see {self.log_path}")
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import math
+import os
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
@@ -23,7 +24,10 @@ def add_health_routes(
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         is_ready = ready()
-        return JSONResponse({"ready": is_ready, **status()}, status_code=200 if is_ready else 503)
+        # The pid lets whoever started the process tell its answer from another process's
+        # on the same port (a start that lost its port to someone else).
+        body = {"ready": is_ready, "pid": os.getpid(), **status()}
+        return JSONResponse(body, status_code=200 if is_ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
