@@ -1,6 +1,6 @@
 """Sizes, durations and sample counts of a full and a ``--quick`` benchmark run."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -152,3 +152,16 @@ COST_QUICK = CostProfile(
     resync_shapes=((100, 10),),
     resync_latency=0.020,
 )
+
+
+def freshness_only(profile: CostProfile, shape: tuple[int, int], rounds: int) -> CostProfile:
+    """``profile`` cut down to the one-at-a-time freshness of one shape (an A/B of a change)."""
+    return replace(
+        profile,
+        shapes=(),
+        freshness_shapes=(shape,),
+        freshness_rounds=rounds,
+        cpu_nodes=(),
+        churn_shape=None,
+        resync_shapes=(),
+    )

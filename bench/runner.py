@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from bench import churn, cost_report, cost_run, report, scenarios
-from bench.config import COST_FULL, COST_QUICK, FULL, QUICK, Profile
+from bench.config import COST_FULL, COST_QUICK, FULL, QUICK, Profile, freshness_only
 from bench.legacy_runs import legacy_block
 from bench.machine import describe, scheduler_stalls
 from bench.procs import rss_mb
@@ -172,6 +172,15 @@ async def run(profile: Profile, mode: str, work: Path, checkpoint: Checkpoint) -
     return results
 
 
+def _shape(text: str) -> tuple[int, int]:
+    """``NODESxNAMES`` as a shape."""
+    nodes, _, names = text.lower().partition("x")
+    try:
+        return int(nodes), int(names)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NODESxNAMES") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, run, write ``<results>/<date>.json`` and the markdown report."""
     parser = argparse.ArgumentParser(prog="bench_nodes.py", description=__doc__)
@@ -180,6 +189,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--report", type=Path, help="markdown report path (default: beside JSON)")
     parser.add_argument("--keep-logs", type=Path, help="keep process logs in this directory")
+    parser.add_argument(
+        "--freshness-only",
+        metavar="NODESxNAMES",
+        type=_shape,
+        help="cost mode: only the one-at-a-time freshness of this one shape (e.g. 1000x300)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=50, help="with --freshness-only: rounds of each kind"
+    )
     args = parser.parse_args(argv)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
@@ -202,7 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         if args.mode == "cost":
-            await cost_run.run(COST_QUICK if args.quick else COST_FULL, work, checkpoint, log)
+            profile = COST_QUICK if args.quick else COST_FULL
+            if args.freshness_only is not None:
+                profile = freshness_only(profile, args.freshness_only, args.rounds)
+            await cost_run.run(profile, work, checkpoint, log)
         else:
             await run(QUICK if args.quick else FULL, args.mode, work, checkpoint)
 
