@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from bench.changes import COST_KINDS
+
 READS_PER_CHANGE = 2
 """Consul reads the enricher may make for one change, at every cluster shape."""
 
@@ -25,14 +27,7 @@ RESYNC_EXTRA_READS = 5
 """Reads a full resync may make besides one per service name (members, nodes, Serf health,
 the sites key, the service summary)."""
 
-ONE_NODE_KINDS = (
-    "node_join",
-    "node_leave",
-    "node_fail",
-    "service_register",
-    "instance_add",
-    "service_deregister",
-)
+ONE_NODE_KINDS = tuple(kind for kind in COST_KINDS if kind != "sites_change")
 """Change kinds that touch one node (a sites change rewrites a whole document)."""
 
 

@@ -48,17 +48,17 @@ decode (as a node without tagged addresses or meta)."""
 
 
 def essentials(watch_type: str, payload: Any) -> Any:
-    """The part of a watch payload nodeview reads, the same whichever way Consul delivered it."""
+    """The part of a watch payload nodeview reads, the same whichever way Consul delivered it.
+
+    For the watches that are not whole lists: those (``LIST_TYPES``) are read item by item,
+    by ``list_items``.
+    """
     if watch_type == "services" or payload is None:
         return payload
     if watch_type == "key":
         return _pick(payload, _ESSENTIAL_FIELDS["key"])
     if not isinstance(payload, list):
         return payload
-    if watch_type == "checks":
-        # Only each node's Serf health is read: an agent handler's full list and the
-        # watcher's filtered one are the same change.
-        payload = [i for i in payload if not isinstance(i, dict) or i.get("CheckID") == SERF_CHECK]
     if watch_type == "service":
         return [
             {part: _pick(item.get(part), _ESSENTIAL_FIELDS[part]) for part in ("Node", "Service")}

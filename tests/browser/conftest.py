@@ -17,7 +17,7 @@ from tests.browser.support import (
     VIEWPORT,
     Dashboard,
 )
-from tests.e2e.stack import Stack, eventually
+from tests.e2e.stack import Stack, converged
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -29,12 +29,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         services=4,
         apis=1,
     )
-    try:
-        await running.start()
-        await eventually(lambda: running.assert_converged(API))
+    async with converged(running, API):
         yield running
-    finally:
-        await running.stop()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -1,10 +1,11 @@
 """The whole stack for end-to-end tests: nats-server, the Consul double and real processes."""
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -218,3 +219,14 @@ class Stack:
         for node, fields in want.items():
             actual = {k: got[node][k] for k in fields}
             assert actual == fields, (node, actual, fields)
+
+
+@contextlib.asynccontextmanager
+async def converged(running: Stack, api: str = "api-1") -> AsyncIterator[Stack]:
+    """Start ``running``, wait until ``api`` shows the double's state, and stop it afterwards."""
+    try:
+        await running.start()
+        await eventually(lambda: running.assert_converged(api))
+        yield running
+    finally:
+        await running.stop()

@@ -8,7 +8,7 @@ import pytest
 import pytest_asyncio
 
 from nodeview_client import NodeChanged, NodeEvent, NodeviewClient, Snapshot
-from tests.e2e.stack import Stack, eventually
+from tests.e2e.stack import Stack, converged, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
 
@@ -21,12 +21,8 @@ EVENT_TIMEOUT = 60.0
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     """One stack (8 nodes, one API replica), converged."""
     running = Stack(tmp_path_factory.mktemp("client"), nodes=8, services=2, apis=1)
-    try:
-        await running.start()
-        await eventually(lambda: running.assert_converged(API))
+    async with converged(running, API):
         yield running
-    finally:
-        await running.stop()
 
 
 async def _not_modified_count(stack: Stack) -> float:

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from devstack.nats import free_port
-from tests.e2e.stack import HOST, Stack, eventually
+from tests.e2e.stack import HOST, Stack, converged, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -27,12 +27,8 @@ PROMETHEUS_WAIT_SECONDS = 60.0
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     """One running stack (12 nodes in 3 sites; relay, one enricher, one API) for this module."""
     running = Stack(tmp_path_factory.mktemp("stack"), nodes=12, services=3, apis=1)
-    try:
-        await running.start()
-        await eventually(lambda: running.assert_converged("api-1"))
+    async with converged(running):
         yield running
-    finally:
-        await running.stop()
 
 
 def _catalog(stack: Stack) -> dict[str, dict[str, Any]]:

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from devstack.processes import nodeview_command
-from tests.e2e.stack import Stack, eventually
+from tests.e2e.stack import Stack, converged, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -21,12 +21,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module"), pytest.
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     """One running stack (200 nodes; relay, one enricher, two API replicas) for this module."""
     running = Stack(tmp_path_factory.mktemp("stack"), nodes=200, services=6)
-    try:
-        await running.start()
-        await eventually(lambda: running.assert_converged("api-1"))
+    async with converged(running):
         yield running
-    finally:
-        await running.stop()
 
 
 async def _both_converged(stack: Stack) -> None:
