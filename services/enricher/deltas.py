@@ -129,10 +129,12 @@ def _apply_items(state: EnricherState, delta: ConsulDelta, plan: ReadPlan) -> tu
                 inv.services.pop(name, None)
                 inv.failures.pop(name, None)
                 inv.node_index.pop(name, None)
-            # A node that joins or leaves changes the gossip pool: one members read gives its
-            # type and, once it is gone from the catalog, its "left" (and that of any node that
-            # joined and left between two answers, which no delta names).
-            plan.members |= bool(joined or removed) and inv.members is not None
+            # A node gone from the catalog may still be a member: one members read gives its
+            # "left" (and that of any node that joined and left between two answers, which no
+            # delta names). A joined node needs none: its serfHealth check (the checks delta of
+            # the same write) gives its status and its services say whether it is a server, so
+            # a join costs one read of its own size, not one of the whole gossip pool.
+            plan.members |= bool(removed) and inv.members is not None
         case "checks":
             health = parse_serf_health(list(delta.changed.values()))
             changed = _fresh_items(state, delta, health)

@@ -275,7 +275,7 @@ class Engine:
         for watch_type in sorted(plan.reread):
             await self._reread(watch_type, plan)
         node_targets = [(n, self._addr(n)) for n in sorted(plan.node_services) if inv.knows(n)]
-        # The members read runs beside the node reads: a join waits for one round trip, not two.
+        # The members read runs beside the node reads: a batch waits for one round trip, not two.
         _, node_results, service_results = await asyncio.gather(
             self._read_members(plan) if plan.members else asyncio.sleep(0),
             reads.read_nodes(self._consul, node_targets),

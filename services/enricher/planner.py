@@ -325,7 +325,8 @@ def _apply(
                 inv.failures.pop(node, None)
             plan.node_services |= added
             disagree = _members_disagreeing(inv, inv.serf_health)
-            if (added or removed or moved or disagree) and inv.members is not None:
+            # A join needs no members read (see ``deltas``); a moved node may have a new address.
+            if (removed or moved or disagree) and inv.members is not None:
                 plan.members = True
             plan.dirty |= added | removed | moved | disagree
         case "checks":

@@ -66,4 +66,4 @@ class EnricherSettings(NatsSettings, ConsulSettings):
     )
     """Seconds between reads of the Serf members list, which has no index to watch: a node that
     joined and left between two answers of Consul's lists, or a left member Consul reaped, shows
-    within this. 0: members are read only on joins, leaves and resyncs."""
+    within this. 0: members are read only on leaves and resyncs."""

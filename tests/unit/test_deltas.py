@@ -218,13 +218,17 @@ def _apply(state: EnricherState, delta: ConsulDelta) -> tuple[Outcome, ReadPlan]
     return apply_delta(state, delta, SETTINGS, plan), plan
 
 
-def test_a_joined_node_reads_its_services_and_the_members() -> None:
-    """A node delta adds the node and plans two reads: its services and the members list."""
+def test_a_joined_node_reads_its_services_only() -> None:
+    """A node delta adds the node and plans one read of its own size: its services.
+
+    Not the members list, which grows with the cluster: the node's serfHealth check gives its
+    status and its services whether it is a server.
+    """
     state = _state()
     outcome, plan = _apply(state, _delta("nodes", 11, {"c": _node("c", "10.0.0.3")}))
     assert outcome == "applied"
     assert plan.node_services == {"c"}
-    assert plan.members
+    assert not plan.members
     assert plan.dirty == {"c"}
     assert state.inventory.catalog["c"].addr == "10.0.0.3"
 

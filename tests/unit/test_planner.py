@@ -315,14 +315,14 @@ def test_a_redelivered_change_is_a_duplicate_and_plans_nothing() -> None:
     assert not plan.dirty
 
 
-def test_node_join_reads_members_and_that_nodes_services() -> None:
-    """A new node in the catalog asks for the member list and only that node's services."""
+def test_node_join_reads_only_that_nodes_services() -> None:
+    """A new node in the catalog asks for that node's services, not the whole member list."""
     state = _state_with_nodes()
     outcome, plan = _apply(
         state, _change("nodes", 30, [*NODES, _node("prom-recife-01", "1.2.3.4")])
     )
     assert outcome == "applied"
-    assert plan.members
+    assert not plan.members
     assert plan.node_services == {"prom-recife-01"}
     assert plan.dirty == {"prom-recife-01"}
     assert not plan.service_names
