@@ -146,15 +146,16 @@ def _apply_items(state: EnricherState, delta: ConsulDelta, plan: ReadPlan) -> tu
             tags = parse_service_tags(delta.changed)
             changed = _fresh_items(state, delta, tags)
             removed = _fresh_items(state, delta, delta.removed)
-            # A new name is read by name; other tags on a known name may come from an instance
-            # added, removed or re-tagged anywhere: Consul's summary tells where.
+            # A new name is read by name. Whatever else the answer shows, the index moved over
+            # every write since its base: an instance of a known name may have been added,
+            # removed or re-tagged anywhere in the same answer, which the names list cannot
+            # show. Consul's summary, read after the reads by name, tells where.
             plan.service_names |= set(changed) - inv.service_tags.keys()
-            plan.services_moved |= bool(inv.service_tags.keys() & set(changed))
+            plan.services_moved = True
             inv.service_tags.update({name: tags[name] for name in changed})
             for name in removed:
                 inv.service_tags.pop(name, None)
                 touched |= replace_service(inv.services, name, {})
-            plan.services_moved |= delta.moved_only
     if delta.watch_type != "services":
         touched = set(changed) | set(removed)
     plan.dirty |= touched

@@ -371,12 +371,10 @@ def _apply(
             for name in old_tags.keys() - tags.keys():
                 plan.dirty |= replace_service(inv.services, name, {})
             changed_names = {n for n in tags if tags.get(n) != old_tags.get(n)}
-            # New names are read by name; anything else (other tags on a known name, or the
-            # same names and tags at a new index) is an instance moved: the summary says where.
+            # New names are read by name; an instance of a known name may have moved in the
+            # same answer whatever the list shows: the summary says where (see ``deltas``).
             plan.service_names |= changed_names - old_tags.keys()
-            plan.services_moved |= not (changed_names - old_tags.keys()) or bool(
-                changed_names & old_tags.keys()
-            )
+            plan.services_moved = True
             inv.service_tags = tags
         case "service":
             if not change.service:

@@ -64,6 +64,44 @@ async def test_a_removed_instance_is_dropped_with_the_summary_read_only() -> Non
     assert store.views["n4"].service_names == ("web",)
 
 
+@pytest.mark.parametrize("name_change", ["added", "removed"])
+async def test_an_instance_moved_in_the_same_answer_as_a_name_change_is_not_missed(
+    name_change: str,
+) -> None:
+    """A names list that gained or lost a name may also hide an instance moved elsewhere.
+
+    Under churn one answer spans several writes: here a name comes or goes while an instance
+    of a known name leaves another node. The summary is read, so the node loses it.
+    """
+    consul = _cluster()
+    consul.services["n4"]["db"] = Instance("db", (), 5432)
+    if name_change == "removed":
+        consul.services["n5"]["cache"] = Instance("cache", (), 6379)
+    engine, store = await _started(consul)
+    del consul.services["n4"]["db"]
+    changed: dict[str, list[str]] = {}
+    removed: tuple[str, ...] = ()
+    if name_change == "added":
+        consul.services["n5"]["cache"] = Instance("cache", (), 6379)
+        changed = {"cache": []}
+    else:
+        del consul.services["n5"]["cache"]
+        removed = ("cache",)
+    delta = ConsulDelta(
+        watch_type="services",
+        consul_index=200,
+        base_index=199,
+        source="watcher",
+        changed=changed,
+        removed=removed,
+    )
+    await engine.handle([delta])
+    assert store.views["n4"].service_names == ("web",)
+    expected = ("cache", "web") if name_change == "added" else ("web",)
+    assert store.views["n5"].service_names == expected
+    assert sum(consul.calls.values()) <= 2
+
+
 async def test_a_retagged_instance_is_read_by_name() -> None:
     """Same nodes and count but other tags: the summary, then that one name."""
     consul = _cluster()
