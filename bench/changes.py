@@ -42,6 +42,16 @@ class Change:
     """SSE events that can show the change (a departed node may be deleted from the view)."""
     undone: Predicate | None = None
     """Recognises the node event that shows ``undo`` landed."""
+    node: str = ""
+    """The node whose events show the change."""
+
+    def reverted(self) -> "Change":
+        """The change that undoes this one, as a change of its own (it must have an undo)."""
+        assert self.undo is not None
+        assert self.undone is not None
+        return Change(
+            f"{self.kind}_undone", self.undo, self.undone, None, self.events, None, self.node
+        )
 
 
 class ChangeMaker:
@@ -70,7 +80,7 @@ class ChangeMaker:
         def seen(entry: dict[str, Any]) -> bool:
             return bool(entry["node"] == name)
 
-        return Change("node_join", lambda: self.control.join(name, addr), seen)
+        return Change("node_join", lambda: self.control.join(name, addr), seen, node=name)
 
     def register(self, i: int) -> Change:
         """A new service instance is registered on an existing node."""
@@ -81,7 +91,39 @@ class ChangeMaker:
             return bool(entry["node"] == node and service in entry["service_names"])
 
         return Change(
-            "service_register", lambda: self.control.register(node, service, service, 9999), seen
+            "service_register",
+            lambda: self.control.register(node, service, service, 9999),
+            seen,
+            node=node,
+        )
+
+    def unregister(self, i: int) -> Change:
+        """The instance ``register(i)`` made is deregistered: its name leaves the catalog."""
+        node = self.clients[i % len(self.clients)]
+        service = f"bench_{self.tag}_{i}"
+
+        def seen(entry: dict[str, Any]) -> bool:
+            return bool(entry["node"] == node and service not in entry["service_names"])
+
+        return Change(
+            "service_unregister", lambda: self.control.deregister(node, service), seen, node=node
+        )
+
+    def leave_joined(self, i: int) -> Change:
+        """The node ``join(i)`` added leaves (Consul deregisters it)."""
+        name = f"bench-{self.tag}-join-{i}"
+
+        def seen(entry: dict[str, Any]) -> bool:
+            return bool(
+                entry["node"] == name and (entry.get("deleted") or entry["status"] != "alive")
+            )
+
+        return Change(
+            "node_leave",
+            lambda: self.control.node_action(name, "leave"),
+            seen,
+            events=("node", "node_deleted"),
+            node=name,
         )
 
     def fail(self, i: int) -> Change:
@@ -101,6 +143,7 @@ class ChangeMaker:
             seen,
             lambda: self.control.node_action(node, "recover"),
             undone=recovered,
+            node=node,
         )
 
     def leave(self, i: int) -> Change:
@@ -125,6 +168,7 @@ class ChangeMaker:
             lambda: self.control.node_action(node, "recover"),
             events=("node", "node_deleted"),
             undone=back,
+            node=node,
         )
 
     def _instance_target(self, i: int) -> tuple[str, str, str]:
@@ -147,7 +191,10 @@ class ChangeMaker:
             return bool(entry["node"] == node and name in entry["service_names"])
 
         return Change(
-            "instance_add", lambda: self.control.register(node, service_id, name, 9998), seen
+            "instance_add",
+            lambda: self.control.register(node, service_id, name, 9998),
+            seen,
+            node=node,
         )
 
     def deregister(self, i: int) -> Change:
@@ -157,7 +204,12 @@ class ChangeMaker:
         def seen(entry: dict[str, Any]) -> bool:
             return bool(entry["node"] == node and name not in entry["service_names"])
 
-        return Change("service_deregister", lambda: self.control.deregister(node, service_id), seen)
+        return Change(
+            "service_deregister",
+            lambda: self.control.deregister(node, service_id),
+            seen,
+            node=node,
+        )
 
     def sites_change(self, i: int) -> Change:
         """The sites document renames the site of one node."""
@@ -169,7 +221,7 @@ class ChangeMaker:
         def seen(entry: dict[str, Any]) -> bool:
             return bool(entry["node"] == node and entry["site_name"] == name)
 
-        return Change("sites_change", lambda: self.control.set_sites(document), seen)
+        return Change("sites_change", lambda: self.control.set_sites(document), seen, node=node)
 
     def make(self, kind: str, i: int) -> Change:
         """The ``i``-th change of ``kind``."""

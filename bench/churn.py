@@ -26,12 +26,70 @@ WINDOW_SECONDS = 5.0
 LAG_INTERVAL_SECONDS = 1.0
 
 
-async def churn(systems: Systems, watch: SseWatch, rate: float, seconds: float) -> dict[str, Any]:
-    """Send ``rate`` changes/s (node joins and service registrations) for ``seconds``."""
+MIXES = ("steady", "growing")
+"""``steady``: the cluster keeps its shape (every change is undone a block later); ``growing``:
+every change adds a node or a service name, so the lists grow all through the run."""
+
+UNDO_BLOCK = 100
+"""Changes made in one block of a steady mix, then undone in the next, in the same order."""
+
+
+def growing(maker: ChangeMaker, total: int) -> list[tuple[Change, int | None]]:
+    """Node joins and registrations of new service names, alternating: the cluster grows."""
+    return [(maker.register(i) if i % 2 else maker.join(i), None) for i in range(total)]
+
+
+def steady(maker: ChangeMaker, total: int) -> list[tuple[Change, int | None]]:
+    """Joins, fails, new instances of known names and new names, each undone a block later.
+
+    A block of ``UNDO_BLOCK`` changes is followed by a block undoing them in the same order
+    (leave, recover, deregister), so node and name counts stay within a block's worth of the
+    shape: the rate is measured at that size, not at a cluster that grows with the run. Each
+    undo names the position of the change it undoes.
+    """
+    plan: list[tuple[Change, int | None]] = []
+    for i in range(total):
+        block, slot = divmod(i, UNDO_BLOCK)
+        if block % 2:
+            done = (block - 1) * UNDO_BLOCK + slot
+            plan.append((_undo(maker, plan[done][0], done), done))
+            continue
+        match slot % 4:
+            case 0:
+                change = maker.join(i)
+            case 1:
+                change = maker.fail(i)
+            case 2:
+                change = maker.instance_add(i)
+            case _:
+                change = maker.register(i)
+        plan.append((change, None))
+    return plan
+
+
+def _undo(maker: ChangeMaker, change: Change, i: int) -> Change:
+    """The change that undoes ``change``, the ``i``-th of the plan."""
+    match change.kind:
+        case "node_join":
+            return maker.leave_joined(i)
+        case "node_fail":
+            return change.reverted()
+        case "instance_add":
+            return maker.deregister(i)
+        case _:
+            return maker.unregister(i)
+
+
+async def churn(
+    systems: Systems, watch: SseWatch, rate: float, seconds: float, mix: str = "steady"
+) -> dict[str, Any]:
+    """Send ``rate`` changes/s of ``mix`` (see ``MIXES``) for ``seconds``."""
     assert systems.nv_double is not None
     assert systems.nodeview is not None
     maker = ChangeMaker(systems.nv_double.control, systems.shape, "ch")
     total = int(rate * seconds)
+    plan = steady(maker, total) if mix == "steady" else growing(maker, total)
+    undoes = {i: done for i, (_, done) in enumerate(plan) if done is not None}
     sent: dict[int, float] = {}
     seen: dict[int, float] = {}
     pending: dict[str, list[tuple[int, Change]]] = defaultdict(list)
@@ -41,7 +99,12 @@ async def churn(systems: Systems, watch: SseWatch, rate: float, seconds: float) 
         if not waiting:
             return
         for item in list(waiting):
-            if item[1].seen(entry):
+            # An undo counts only once what it undoes was seen: an older event of the node
+            # could otherwise pass for it.
+            undone = undoes.get(item[0])
+            if entry.get("deleted") and "node_deleted" not in item[1].events:
+                continue
+            if (undone is None or undone in seen) and item[1].seen(entry):
                 seen[item[0]] = arrival
                 waiting.remove(item)
 
@@ -62,12 +125,14 @@ async def churn(systems: Systems, watch: SseWatch, rate: float, seconds: float) 
     gate = asyncio.Semaphore(MAX_IN_FLIGHT)
     errors = 0
 
-    async def send(index: int, change: Change, node: str) -> None:
+    async def send(index: int, change: Change) -> None:
         nonlocal errors
         async with gate:
             if time.perf_counter() > t0 + seconds:
                 return  # the double could not keep up: the change is dropped, not delayed
-            pending[node].append((index, change))
+            if index in undoes and undoes[index] not in sent:
+                return  # what it undoes was dropped
+            pending[change.node].append((index, change))
             sent[index] = time.time()
             try:
                 await change.apply()
@@ -77,15 +142,9 @@ async def churn(systems: Systems, watch: SseWatch, rate: float, seconds: float) 
     sampler = asyncio.create_task(sample_lag())
     tasks = []
     t0 = time.perf_counter()
-    for i in range(total):
+    for i, (change, _) in enumerate(plan):
         await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
-        if i % 2:
-            change = maker.register(i)
-            node = maker.clients[i % len(maker.clients)]
-        else:
-            change = maker.join(i)
-            node = f"bench-ch-join-{i}"
-        tasks.append(asyncio.create_task(send(i, change, node)))
+        tasks.append(asyncio.create_task(send(i, change)))
     await asyncio.gather(*tasks)
     send_seconds = time.perf_counter() - t0
     total = len(sent)
@@ -96,7 +155,11 @@ async def churn(systems: Systems, watch: SseWatch, rate: float, seconds: float) 
     await sampler
     await lag.close()
     result = _summarise(sent, seen, started, total, send_seconds, lag_series, errors)
-    return {**result, "target_rate": rate, "target_changes": int(rate * seconds)}
+    missing: dict[str, int] = defaultdict(int)
+    for i in sent.keys() - seen.keys():
+        missing[plan[i][0].kind] += 1
+    result["not_seen_by_kind"] = dict(sorted(missing.items()))
+    return {**result, "mix": mix, "target_rate": rate, "target_changes": int(rate * seconds)}
 
 
 def _summarise(

@@ -59,7 +59,10 @@ class SseWatch:
                 await self._task
 
     def listen(self, callback: Callable[[float, dict[str, Any]], None]) -> None:
-        """Call ``callback(arrival, entry)`` for every node event from now on."""
+        """Call ``callback(arrival, entry)`` for every node event from now on.
+
+        A ``node_deleted`` event comes as an entry with ``deleted: True``.
+        """
         self._listeners.append(callback)
 
     async def _run(self) -> None:
@@ -87,12 +90,12 @@ class SseWatch:
             self._connected.set()
             return
         if event == "node_deleted":
-            self._wake(event, arrival, {**json.loads(data), "deleted": True})
+            entry = {**json.loads(data), "deleted": True}
+        elif event == "node":
+            entry = json.loads(data)
+            self.events.append((arrival, entry))
+        else:
             return
-        if event != "node":
-            return
-        entry = json.loads(data)
-        self.events.append((arrival, entry))
         for callback in self._listeners:
             callback(arrival, entry)
         self._wake(event, arrival, entry)
