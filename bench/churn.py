@@ -26,9 +26,16 @@ WINDOW_SECONDS = 5.0
 LAG_INTERVAL_SECONDS = 1.0
 
 
-MIXES = ("steady", "growing")
-"""``steady``: the cluster keeps its shape (every change is undone a block later); ``growing``:
-every change adds a node or a service name, so the lists grow all through the run."""
+MIXES = {
+    "steady": "node joins, node fails, new instances of known names and new names, each undone "
+    "(leave, recover, deregister) a block of 100 changes later, so the cluster keeps its shape",
+    "growing": "node joins and registrations of new names alternating, so the cluster grows "
+    "all through the run",
+}
+"""The change mixes a churn can send, with the words the reports use for them."""
+
+CHURN_KEYS = {"churn": "steady", "churn_growing": "growing"}
+"""Result keys of a shape's churn runs → their mix; the goal judges the steady one only."""
 
 UNDO_BLOCK = 100
 """Changes made in one block of a steady mix, then undone in the next, in the same order."""

@@ -146,9 +146,9 @@ COST_QUICK = CostProfile(
     freshness_rounds=2,
     api_replicas=2,
     consul_latency=0.002,
-    churn_shape=None,
-    churn_rate=0.0,
-    churn_seconds=0.0,
+    churn_shape=(100, 10),
+    churn_rate=50.0,
+    churn_seconds=4.0,
     resync_shapes=((100, 10),),
     resync_latency=0.020,
 )

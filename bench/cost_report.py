@@ -5,6 +5,7 @@ from typing import Any
 
 from bench import plots
 from bench.changes import COST_KINDS
+from bench.churn import CHURN_KEYS, MIXES
 from bench.cost_goals import ONE_NODE_KINDS, goals, worst_by_kind
 from bench.floor import FLOOR_KINDS, FLOOR_QUERIES
 from bench.report import _fmt, _loads, _stalls, _table
@@ -197,21 +198,30 @@ def _freshness(results: dict[str, Any]) -> list[str]:
     return out + _table(header, rows)
 
 
+def _by_kind(counts: dict[str, int] | None) -> str:
+    """`` (kind n, …)`` for counts by change kind, or nothing when there are none."""
+    return f" ({', '.join(f'{k} {v}' for k, v in counts.items())})" if counts else ""
+
+
 def _churn_resync(results: dict[str, Any]) -> list[str]:
     """The churn and resync scenarios of the run."""
     out: list[str] = []
     for e in results["shapes"]:
-        c = e.get("churn")
-        if c:
+        for key in CHURN_KEYS:
+            c = e.get(key)
+            if not c:
+                continue
             f = c["freshness"]
             last = c["lag"][-1] if c["lag"] else {}
+            mix = c.get("mix", "growing")
             out += [
-                f"### Churn at {_shape(e)}",
+                f"### Churn at {_shape(e)}, {mix}",
                 "",
                 f"Target {c['target_rate']:.0f} changes/s for "
-                f"{results['profile']['churn_seconds']:.0f} s (joins and registrations "
-                f"alternating); the double accepted {c['changes']:,} at {c['achieved_rate']}/s; "
-                f"{c['seen']:,} seen, {c['not_seen']:,} not seen within the drain time. "
+                f"{results['profile']['churn_seconds']:.0f} s ({MIXES[mix]}); "
+                f"the double accepted {c['changes']:,} at {c['achieved_rate']}/s; "
+                f"{c['seen']:,} seen, {c['not_seen']:,} not seen within the drain time"
+                f"{_by_kind(c.get('not_seen_by_kind'))}. "
                 f"Freshness p50 {_fmt(f.get('p50'))} ms, p99 {_fmt(f.get('p99'))} ms, max "
                 f"{_fmt(f.get('max'))} ms. Consumer `enricher`: max num_pending "
                 f"{c['max_num_pending']}, at the end {last.get('num_pending')} / "

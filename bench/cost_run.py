@@ -119,9 +119,10 @@ async def _measure(
         entry["freshness"] = await floor.freshness(p, maker, profile.freshness_rounds)
     if shape == profile.churn_shape:
         log(f"{nodes}x{names}: churn {profile.churn_rate:.0f}/s for {profile.churn_seconds:.0f} s")
-        entry["churn"] = await churn.churn(
-            systems, p.views.first, profile.churn_rate, profile.churn_seconds
-        )
+        for key, mix in churn.CHURN_KEYS.items():
+            entry[key] = await churn.churn(
+                systems, p.views.first, profile.churn_rate, profile.churn_seconds, mix
+            )
     if shape in profile.resync_shapes:
         log(f"{nodes}x{names}: full resync at {profile.resync_latency * 1000:.0f} ms")
         entry["resync_names"] = await catalog_names(systems)

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import plots
+from bench.churn import MIXES
 from bench.goals import goals
 from bench.machine import STALL_THRESHOLD_SECONDS
 
@@ -246,7 +247,7 @@ def _churn_section(results: dict[str, Any]) -> list[str]:
         "## Churn",
         "",
         f"Target {data.get('target_rate', 0):.0f} changes/s; the Consul double accepted "
-        f"{data['changes']:,} changes (node joins and service registrations alternating) at "
+        f"{data['changes']:,} changes ({MIXES[data.get('mix', 'growing')]}) at "
         f"{data['achieved_rate']} changes/s (changes it could not take in time are dropped); "
         f"{data['seen']:,} seen, {data['not_seen']:,} not "
         f"seen within the drain time. Freshness p50 {_fmt(f.get('p50'))} ms, p99 "

@@ -29,6 +29,8 @@ SECTIONS = (
     "### Bytes added to the stream per change",
     "### CPU per change",
     "### Freshness, one change at a time, beside its floor",
+    "### Churn at 100 x 10, steady",
+    "### Churn at 100 x 10, growing",
     "### Full resync",
 )
 
@@ -63,6 +65,10 @@ def test_quick_cost_run_writes_results_and_section(tmp_path: Path) -> None:
     assert all(row["seen"] for row in shape["changes"])
     assert {"cpu", "freshness", "resync", "held_at_rest"} <= set(shape)
     assert shape["freshness"]["all"]["visible"]["count"] > 0
+    for key in ("churn", "churn_growing"):
+        # Every change of a churn run is seen: in the steady mix, the undos as well.
+        assert shape[key]["changes"] > 0
+        assert shape[key]["not_seen"] == 0, shape[key]["not_seen_by_kind"]
     text = report.read_text()
     for section in SECTIONS:
         assert section in text, section
