@@ -26,6 +26,7 @@ from services.enricher.inventory import (
     BadConsulPayload,
     Inventory,
     Member,
+    ServiceSummary,
     build_view,
     drop_names,
     held_after,
@@ -105,6 +106,22 @@ def _observed_header(observed: datetime | None) -> dict[str, str]:
     if observed is None:
         return {}
     return {subjects.HEADER_OBSERVED_AT: f"{observed.timestamp():.6f}"}
+
+
+Summaries = dict[str, ServiceSummary] | None | Exception
+"""A summary read: by name, ``None`` while Consul refuses it, or the error that failed it."""
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """Nodes and names a batch read beside the summary: the summary may be older than them."""
+
+    nodes: set[str]
+    names: set[str]
+
+
+async def _no_summaries() -> Summaries:
+    return None
 
 
 class Engine:
@@ -275,11 +292,13 @@ class Engine:
         for watch_type in sorted(plan.reread):
             await self._reread(watch_type, plan)
         node_targets = [(n, self._addr(n)) for n in sorted(plan.node_services) if inv.knows(n)]
-        # The members read runs beside the node reads: a batch waits for one round trip, not two.
-        _, node_results, service_results = await asyncio.gather(
+        # Every read runs at once: a batch waits for one round trip, plus one for the nodes
+        # Consul's summary shows gained an instance.
+        _, node_results, service_results, summaries = await asyncio.gather(
             self._read_members(plan) if plan.members else asyncio.sleep(0),
             reads.read_nodes(self._consul, node_targets),
             reads.read_services(self._consul, sorted(plan.service_names)),
+            self._read_summaries() if plan.services_moved else _no_summaries(),
         )
         read = {node for node, _ in node_targets}
         late = [(n, self._addr(n)) for n in sorted(plan.node_services - read) if inv.knows(n)]
@@ -290,7 +309,8 @@ class Engine:
         for service_read in service_results:
             plan.dirty |= self._apply_service_read(inv, service_read)
         if plan.services_moved:
-            await self._read_moved_instances(plan)
+            fresh = Fresh(read | {n for n, _ in late}, set(plan.service_names))
+            await self._apply_moves(summaries, plan, fresh)
 
     async def _reread(self, watch_type: str, plan: ReadPlan) -> None:
         """Read one list whole and apply it like a watch answer (its reads join ``plan``)."""
@@ -337,33 +357,42 @@ class Engine:
                 inv.failures[node_read.node] = node_read.reason or "error"
                 self.pending_nodes.add(node_read.node)
 
-    async def _read_moved_instances(self, plan: ReadPlan) -> None:
-        """Find where instances moved with one summary read, then read only those nodes.
+    async def _read_summaries(self) -> Summaries:
+        """Consul's service summary, ``None`` while it is refused, or why the read failed."""
+        try:
+            return await self._summaries.read()
+        except (ConsulError, BadConsulPayload) as exc:
+            return exc
+
+    async def _apply_moves(self, summaries: Summaries, plan: ReadPlan, fresh: Fresh) -> None:
+        """Find where instances moved from the summary, then read only the nodes that gained.
 
         A Consul that refuses the internal summary is read name by name instead (counted and
         logged), less often tried again; any other failure marks the view degraded and is
         retried until it succeeds.
         """
         inv = self.state.inventory
-        try:
-            summaries = await self._summaries.read()
-        except (ConsulError, BadConsulPayload) as exc:
-            self._moved_read_failed(exc)
+        if isinstance(summaries, Exception):
+            self._moved_read_failed(summaries)
             return
         if summaries is None:
             await self._read_every_name(plan)
             return
         self.pending_moved = False
         self.degradation.clear(degraded.SERVICE_INSTANCES)
+        # The summary was read beside this batch's reads by node and by name, so either may be
+        # the newer: where they disagree, a write came after the events of this batch, and its
+        # own event reads the summary again. Those nodes and names are left to their reads.
+        summaries = {k: v for k, v in summaries.items() if k not in fresh.names}
         held = held_instances(inv.services)
-        moves = instance_moves(held, summaries)
+        moves = instance_moves({k: v for k, v in held.items() if k not in fresh.names}, summaries)
         touched: set[str] = set()
         for node, names in moves.lost.items():
-            if node not in moves.gained and node in inv.services:
+            if node not in moves.gained and node not in fresh.nodes and node in inv.services:
                 drop_names(inv.services[node], names)
                 plan.dirty.add(node)
                 touched.add(node)
-        gained = sorted(n for n in moves.gained if inv.knows(n))
+        gained = sorted(n for n in moves.gained - fresh.nodes if inv.knows(n))
         if gained:
             self._apply_node_reads(
                 await reads.read_nodes(self._consul, [(n, self._addr(n)) for n in gained]), plan

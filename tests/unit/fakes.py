@@ -49,6 +49,8 @@ class FakeConsul:
     """Endpoints whose answers say Consul's ACLs left items out."""
     calls: Counter[str] = field(default_factory=Counter)
     index: int = 100
+    summarised: dict[str, dict[str, Instance]] | None = None
+    """What the summary answers from when set: the services as a read a moment older saw them."""
 
     @property
     def main_server(self) -> str:
@@ -127,7 +129,8 @@ class FakeConsul:
     async def ui_services(self) -> ConsulResponse:
         """Consul's UI summary: per name its nodes, instance count and tags."""
         summary: dict[str, dict[str, Any]] = {}
-        for node, instances in sorted(self.services.items()):
+        services = self.services if self.summarised is None else self.summarised
+        for node, instances in sorted(services.items()):
             for instance in instances.values():
                 entry = summary.setdefault(
                     instance.name,

@@ -1,5 +1,7 @@
 """The engine against in-memory Consul reads: what one change costs, and failed reads shown."""
 
+import copy
+
 import pytest
 
 from contracts.events import ConsulDelta
@@ -100,6 +102,39 @@ async def test_an_instance_moved_in_the_same_answer_as_a_name_change_is_not_miss
     expected = ("cache", "web") if name_change == "added" else ("web",)
     assert store.views["n5"].service_names == expected
     assert sum(consul.calls.values()) <= 2
+
+
+async def test_a_summary_older_than_a_read_beside_it_takes_nothing_from_that_read() -> None:
+    """The summary is read beside the reads by name and node, so it may be the older one.
+
+    Here it misses a new name's instance and a joined node's: they stay, left to their own
+    reads, and no node is read twice.
+    """
+    consul = _cluster()
+    engine, store = await _started(consul)
+    consul.summarised = copy.deepcopy(consul.services)
+    consul.services["n5"]["cache"] = Instance("cache", (), 6379)
+    consul.nodes["n9"] = "10.0.0.9"
+    consul.serf["n9"] = "passing"
+    consul.services["n9"] = {"web": Instance("web", ("v1",), 80)}
+    names = ConsulDelta(
+        watch_type="services",
+        consul_index=200,
+        base_index=199,
+        source="watcher",
+        changed={"cache": []},
+    )
+    joined = ConsulDelta(
+        watch_type="nodes",
+        consul_index=200,
+        base_index=199,
+        source="watcher",
+        changed={"n9": {"ID": "id-n9", "Node": "n9", "Address": "10.0.0.9", "Datacenter": "dc1"}},
+    )
+    await engine.handle([names, joined])
+    assert store.views["n5"].service_names == ("cache", "web")
+    assert store.views["n9"].service_names == ("web",)
+    assert consul.calls["node_services"] == 1
 
 
 async def test_a_retagged_instance_is_read_by_name() -> None:
