@@ -2,7 +2,7 @@
 
 import copy
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.double import DoubleControl, build_inventory
@@ -49,8 +49,13 @@ class Change:
         """The change that undoes this one, as a change of its own (it must have an undo)."""
         assert self.undo is not None
         assert self.undone is not None
-        return Change(
-            f"{self.kind}_undone", self.undo, self.undone, None, self.events, None, self.node
+        return replace(
+            self,
+            kind=f"{self.kind}_undone",
+            apply=self.undo,
+            seen=self.undone,
+            undo=None,
+            undone=None,
         )
 
 
@@ -114,8 +119,9 @@ class ChangeMaker:
         name = f"bench-{self.tag}-join-{i}"
 
         def seen(entry: dict[str, Any]) -> bool:
+            # Not "not alive": a joined node shows "unknown" until its serfHealth check lands.
             return bool(
-                entry["node"] == name and (entry.get("deleted") or entry["status"] != "alive")
+                entry["node"] == name and (entry.get("deleted") or entry["status"] == "dead")
             )
 
         return Change(

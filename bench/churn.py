@@ -26,9 +26,13 @@ WINDOW_SECONDS = 5.0
 LAG_INTERVAL_SECONDS = 1.0
 
 
+UNDO_BLOCK = 100
+"""Changes made in one block of a steady mix, then undone in the next, in the same order."""
+
 MIXES = {
     "steady": "node joins, node fails, new instances of known names and new names, each undone "
-    "(leave, recover, deregister) a block of 100 changes later, so the cluster keeps its shape",
+    f"(leave, recover, deregister) a block of {UNDO_BLOCK} changes later, so the cluster keeps "
+    "its shape",
     "growing": "node joins and registrations of new names alternating, so the cluster grows "
     "all through the run",
 }
@@ -36,9 +40,6 @@ MIXES = {
 
 CHURN_KEYS = {"churn": "steady", "churn_growing": "growing"}
 """Result keys of a shape's churn runs → their mix; the goal judges the steady one only."""
-
-UNDO_BLOCK = 100
-"""Changes made in one block of a steady mix, then undone in the next, in the same order."""
 
 
 def growing(maker: ChangeMaker, total: int) -> list[tuple[Change, int | None]]:
@@ -49,28 +50,27 @@ def growing(maker: ChangeMaker, total: int) -> list[tuple[Change, int | None]]:
 def steady(maker: ChangeMaker, total: int) -> list[tuple[Change, int | None]]:
     """Joins, fails, new instances of known names and new names, each undone a block later.
 
-    A block of ``UNDO_BLOCK`` changes is followed by a block undoing them in the same order
-    (leave, recover, deregister), so node and name counts stay within a block's worth of the
-    shape: the rate is measured at that size, not at a cluster that grows with the run. Each
-    undo names the position of the change it undoes.
+    A block of up to ``UNDO_BLOCK`` changes is followed by a block undoing them in the same
+    order (leave, recover, deregister), so node and name counts stay within a block's worth of
+    the shape: the rate is measured at that size, not at a cluster that grows with the run. A
+    short run has shorter blocks; each undo names the position of the change it undoes.
     """
     plan: list[tuple[Change, int | None]] = []
-    for i in range(total):
-        block, slot = divmod(i, UNDO_BLOCK)
-        if block % 2:
-            done = (block - 1) * UNDO_BLOCK + slot
+    while len(plan) < total:
+        first = len(plan)
+        for i in range(first, first + max(1, min(UNDO_BLOCK, (total - first) // 2))):
+            match i % 4:
+                case 0:
+                    change = maker.join(i)
+                case 1:
+                    change = maker.fail(i)
+                case 2:
+                    change = maker.instance_add(i)
+                case _:
+                    change = maker.register(i)
+            plan.append((change, None))
+        for done in range(first, len(plan)):
             plan.append((_undo(maker, plan[done][0], done), done))
-            continue
-        match slot % 4:
-            case 0:
-                change = maker.join(i)
-            case 1:
-                change = maker.fail(i)
-            case 2:
-                change = maker.instance_add(i)
-            case _:
-                change = maker.register(i)
-        plan.append((change, None))
     return plan
 
 
@@ -93,7 +93,8 @@ async def churn(
     """Send ``rate`` changes/s of ``mix`` (see ``MIXES``) for ``seconds``."""
     assert systems.nv_double is not None
     assert systems.nodeview is not None
-    maker = ChangeMaker(systems.nv_double.control, systems.shape, "ch")
+    # A tag of its own per mix: two runs on one cluster never name the same node or service.
+    maker = ChangeMaker(systems.nv_double.control, systems.shape, "c" + mix[0])
     total = int(rate * seconds)
     plan = steady(maker, total) if mix == "steady" else growing(maker, total)
     undoes = {i: done for i, (_, done) in enumerate(plan) if done is not None}
@@ -105,13 +106,14 @@ async def churn(
         waiting = pending.get(entry["node"])
         if not waiting:
             return
+        # An undo counts only once what it undoes was seen by an earlier event: an older
+        # event of the node could otherwise pass for it, or one event for both.
+        before = set(seen)
         for item in list(waiting):
-            # An undo counts only once what it undoes was seen: an older event of the node
-            # could otherwise pass for it.
             undone = undoes.get(item[0])
             if entry.get("deleted") and "node_deleted" not in item[1].events:
                 continue
-            if (undone is None or undone in seen) and item[1].seen(entry):
+            if (undone is None or undone in before) and item[1].seen(entry):
                 seen[item[0]] = arrival
                 waiting.remove(item)
 
@@ -132,19 +134,37 @@ async def churn(
     gate = asyncio.Semaphore(MAX_IN_FLIGHT)
     errors = 0
 
+    # Set once a change some undo waits for was written, refused or dropped.
+    applied = {i: asyncio.Event() for i in undoes.values()}
+    refused: set[int] = set()
+
     async def send(index: int, change: Change) -> None:
         nonlocal errors
+        done = undoes.get(index)
+        if done is not None:
+            # An undo goes only after what it undoes was written, and never without it; it is
+            # not dropped for being late, or the cluster would not keep its shape.
+            await applied[done].wait()
+            if done not in sent or done in refused:
+                return
         async with gate:
-            if time.perf_counter() > t0 + seconds:
-                return  # the double could not keep up: the change is dropped, not delayed
-            if index in undoes and undoes[index] not in sent:
-                return  # what it undoes was dropped
+            if done is None and time.perf_counter() > t0 + seconds:
+                # The double could not keep up: the change is dropped, not delayed.
+                if index in applied:
+                    applied[index].set()
+                return
             pending[change.node].append((index, change))
             sent[index] = time.time()
             try:
                 await change.apply()
             except httpx.HTTPError:
+                # Refused by the double: a send error, not a change the pipeline missed.
                 errors += 1
+                refused.add(index)
+                del sent[index]
+                pending[change.node].remove((index, change))
+            if index in applied:
+                applied[index].set()
 
     sampler = asyncio.create_task(sample_lag())
     tasks = []
@@ -159,6 +179,7 @@ async def churn(
     while len(seen) < total and time.monotonic() < deadline:  # noqa: ASYNC110 -- bounded poll
         await asyncio.sleep(0.1)
     stop_lag.set()
+    watch.unlisten(on_event)
     await sampler
     await lag.close()
     result = _summarise(sent, seen, started, total, send_seconds, lag_series, errors)

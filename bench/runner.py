@@ -100,7 +100,7 @@ async def size_phase(nodes: int, profile: Profile, mode: str, tmp: Path) -> dict
                     )
                     log(f"N={nodes}: churn {profile.churn_rate:.0f}/s")
                     phase["churn"] = await churn.churn(
-                        systems, watch, profile.churn_rate, profile.churn_seconds
+                        systems, watch, profile.churn_rate, profile.churn_seconds, "growing"
                     )
             phase["rss_mb"] = memory(systems)
             if systems.nodeview is not None:

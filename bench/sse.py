@@ -58,6 +58,10 @@ class SseWatch:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def unlisten(self, callback: Callable[[float, dict[str, Any]], None]) -> None:
+        """Stop calling a callback given to :meth:`listen`."""
+        self._listeners.remove(callback)
+
     def listen(self, callback: Callable[[float, dict[str, Any]], None]) -> None:
         """Call ``callback(arrival, entry)`` for every node event from now on.
 

@@ -111,10 +111,10 @@ def summarize_state(state: "ConsulState") -> list[dict[str, Any]]:
     time for this answer stays near what Consul takes.
     """
     summaries: dict[str, _Summary] = {}
-    for name in sorted(state.services):
-        node = state.nodes[name]
-        node_checks = [check for _, check in sorted(state.checks.get(name, {}).items())]
-        for _, svc in sorted(state.services[name].items()):
+    for node_name in sorted(state.services):
+        node = state.nodes[node_name]
+        node_checks = [check for _, check in sorted(state.checks.get(node_name, {}).items())]
+        for _, svc in sorted(state.services[node_name].items()):
             service = {"Service": svc.name, "Tags": svc.tags, "Meta": svc.meta, "Connect": {}}
             checks = [(c.check_id, c.status) for c in node_checks if c.service_id in ("", svc.id)]
             summary = summaries.setdefault(svc.name, _Summary(svc.name))

@@ -149,7 +149,7 @@ def _apply_items(state: EnricherState, delta: ConsulDelta, plan: ReadPlan) -> tu
             # A new name is read by name. Whatever else the answer shows, the index moved over
             # every write since its base: an instance of a known name may have been added,
             # removed or re-tagged anywhere in the same answer, which the names list cannot
-            # show. Consul's summary, read after the reads by name, tells where.
+            # show. Consul's summary, read beside the reads by name, tells where.
             plan.service_names |= set(changed) - inv.service_tags.keys()
             plan.services_moved = True
             inv.service_tags.update({name: tags[name] for name in changed})

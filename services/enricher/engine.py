@@ -26,13 +26,8 @@ from services.enricher.inventory import (
     BadConsulPayload,
     Inventory,
     Member,
-    ServiceSummary,
     build_view,
     drop_names,
-    held_after,
-    held_instances,
-    instance_moves,
-    names_to_read,
     parse_catalog_nodes,
     parse_members,
     parse_serf_health,
@@ -50,7 +45,15 @@ from services.enricher.planner import (
 )
 from services.enricher.sites import BadSitesDocument, SitesMap, decode_kv_value, parse_sites
 from services.enricher.store import ViewStore
-from services.enricher.summary import NodeDumps, Refusals, ServiceSummaries, apply_node_dump
+from services.enricher.summary import (
+    Fresh,
+    NodeDumps,
+    Refusals,
+    ServiceSummaries,
+    Summaries,
+    apply_node_dump,
+    plan_moves,
+)
 from services.enricher.writes import bounded_all
 from services.telemetry import inject_headers, tracer
 
@@ -108,19 +111,8 @@ def _observed_header(observed: datetime | None) -> dict[str, str]:
     return {subjects.HEADER_OBSERVED_AT: f"{observed.timestamp():.6f}"}
 
 
-Summaries = dict[str, ServiceSummary] | None | Exception
-"""A summary read: by name, ``None`` while Consul refuses it, or the error that failed it."""
-
-
-@dataclass(frozen=True)
-class Fresh:
-    """Nodes and names a batch read beside the summary: the summary may be older than them."""
-
-    nodes: set[str]
-    names: set[str]
-
-
-async def _no_summaries() -> Summaries:
+async def _not_read() -> Summaries:
+    """Stands in for the summary read of a batch that needs none (its result is not used)."""
     return None
 
 
@@ -298,7 +290,7 @@ class Engine:
             self._read_members(plan) if plan.members else asyncio.sleep(0),
             reads.read_nodes(self._consul, node_targets),
             reads.read_services(self._consul, sorted(plan.service_names)),
-            self._read_summaries() if plan.services_moved else _no_summaries(),
+            self._read_summaries() if plan.services_moved else _not_read(),
         )
         read = {node for node, _ in node_targets}
         late = [(n, self._addr(n)) for n in sorted(plan.node_services - read) if inv.knows(n)]
@@ -309,7 +301,11 @@ class Engine:
         for service_read in service_results:
             plan.dirty |= self._apply_service_read(inv, service_read)
         if plan.services_moved:
-            fresh = Fresh(read | {n for n, _ in late}, set(plan.service_names))
+            # Only what was read: a failed read says nothing newer than the summary.
+            fresh = Fresh(
+                frozenset(r.node for r in node_results if r.services is not None),
+                frozenset(r.name for r in service_results if r.instances is not None),
+            )
             await self._apply_moves(summaries, plan, fresh)
 
     async def _reread(self, watch_type: str, plan: ReadPlan) -> None:
@@ -365,47 +361,41 @@ class Engine:
             return exc
 
     async def _apply_moves(self, summaries: Summaries, plan: ReadPlan, fresh: Fresh) -> None:
-        """Find where instances moved from the summary, then read only the nodes that gained.
+        """Drop what the summary shows gone, read the nodes that gained, then unsure names.
 
         A Consul that refuses the internal summary is read name by name instead (counted and
         logged), less often tried again; any other failure marks the view degraded and is
         retried until it succeeds.
         """
         inv = self.state.inventory
-        if isinstance(summaries, Exception):
+        if isinstance(summaries, ConsulError | BadConsulPayload):
             self._moved_read_failed(summaries)
-            return
-        if summaries is None:
-            await self._read_every_name(plan)
             return
         self.pending_moved = False
         self.degradation.clear(degraded.SERVICE_INSTANCES)
-        # The summary was read beside this batch's reads by node and by name, so either may be
-        # the newer: where they disagree, a write came after the events of this batch, and its
-        # own event reads the summary again. Those nodes and names are left to their reads.
-        summaries = {k: v for k, v in summaries.items() if k not in fresh.names}
-        held = held_instances(inv.services)
-        moves = instance_moves({k: v for k, v in held.items() if k not in fresh.names}, summaries)
-        touched: set[str] = set()
-        for node, names in moves.lost.items():
-            if node not in moves.gained and node not in fresh.nodes and node in inv.services:
-                drop_names(inv.services[node], names)
-                plan.dirty.add(node)
-                touched.add(node)
-        gained = sorted(n for n in moves.gained - fresh.nodes if inv.knows(n))
+        if summaries is None:
+            await self._read_every_name(plan, fresh.names)
+            return
+        moves = plan_moves(inv.services, summaries, fresh)
+        for node, names in moves.drop.items():
+            drop_names(inv.services[node], names)
+            plan.dirty.add(node)
+        touched = set(moves.drop)
+        gained = [n for n in moves.read if inv.knows(n)]
         if gained:
             self._apply_node_reads(
                 await reads.read_nodes(self._consul, [(n, self._addr(n)) for n in gained]), plan
             )
             touched.update(gained)
-        unexplained = names_to_read(held_after(held, inv.services, touched), summaries)
+        unexplained = moves.unexplained(inv.services, touched)
         for service_read in await reads.read_services(self._consul, sorted(unexplained)):
             plan.dirty |= self._apply_service_read(inv, service_read)
 
-    async def _read_every_name(self, plan: ReadPlan) -> None:
-        """Read every service name: the public way to find where an instance moved."""
+    async def _read_every_name(self, plan: ReadPlan, read: frozenset[str]) -> None:
+        """Read every service name but those just ``read``: the public way to find moves."""
         inv = self.state.inventory
-        for service_read in await reads.read_services(self._consul, sorted(inv.service_tags)):
+        names = sorted(inv.service_tags.keys() - read)
+        for service_read in await reads.read_services(self._consul, names):
             plan.dirty |= self._apply_service_read(inv, service_read)
 
     def _moved_read_failed(self, exc: Exception) -> None:

@@ -170,7 +170,8 @@ class ReadPlan:
     node_services: set[str] = field(default_factory=set)
     service_names: set[str] = field(default_factory=set)
     services_moved: bool = False
-    """An instance was added, moved or removed without a visible trace in the names list."""
+    """The services index moved: an instance may have been added, moved or removed anywhere,
+    which the names list cannot show; Consul's summary is read to find where."""
     reread: set[str] = field(default_factory=set)
     """Lists (``nodes``, ``checks``, ``services``) to read whole: a delta could not vouch for
     the items it left out."""

@@ -45,6 +45,18 @@ def _moved(index: int) -> ConsulDelta:
     )
 
 
+def _joined(node: str) -> ConsulDelta:
+    """A nodes delta naming one node that joined."""
+    item = {"ID": f"id-{node}", "Node": node, "Address": "10.0.0.9", "Datacenter": "dc1"}
+    return ConsulDelta(
+        watch_type="nodes",
+        consul_index=200,
+        base_index=199,
+        source="watcher",
+        changed={node: item},
+    )
+
+
 async def test_a_new_instance_of_a_known_name_reads_the_summary_and_that_node() -> None:
     """Two reads: where instances moved, then the one node that gained one."""
     consul = _cluster()
@@ -124,17 +136,41 @@ async def test_a_summary_older_than_a_read_beside_it_takes_nothing_from_that_rea
         source="watcher",
         changed={"cache": []},
     )
-    joined = ConsulDelta(
-        watch_type="nodes",
-        consul_index=200,
-        base_index=199,
-        source="watcher",
-        changed={"n9": {"ID": "id-n9", "Node": "n9", "Address": "10.0.0.9", "Datacenter": "dc1"}},
-    )
-    await engine.handle([names, joined])
+    await engine.handle([names, _joined("n9")])
+    assert consul.calls["ui_services"] == 1
     assert store.views["n5"].service_names == ("cache", "web")
     assert store.views["n9"].service_names == ("web",)
     assert consul.calls["node_services"] == 1
+
+
+async def test_a_node_whose_read_failed_beside_the_summary_is_left_to_the_summary() -> None:
+    """A failed read says nothing newer than the summary: the node it names is read again."""
+    consul = _cluster()
+    engine, store = await _started(consul)
+    consul.nodes["n9"] = "10.0.0.9"
+    consul.services["n9"] = {"web": Instance("web", ("v1",), 80)}
+    consul.failing.add("node_services")
+    await engine.handle([_joined("n9"), _moved(200)])
+    assert consul.calls["node_services"] == 2
+    assert store.views["n9"].services_status == "error"
+
+
+async def test_a_refused_summary_reads_every_name_but_those_just_read() -> None:
+    """With the summary refused, a new name read by name is not read a second time."""
+    consul = _cluster()
+    consul.refuse["ui_services"] = 404
+    engine, store = await _started(consul)
+    consul.services["n5"]["cache"] = Instance("cache", (), 6379)
+    delta = ConsulDelta(
+        watch_type="services",
+        consul_index=200,
+        base_index=199,
+        source="watcher",
+        changed={"cache": []},
+    )
+    await engine.handle([delta])
+    assert consul.calls == {"ui_services": 1, "catalog_service": 3}
+    assert store.views["n5"].service_names == ("cache", "web")
 
 
 async def test_a_retagged_instance_is_read_by_name() -> None:
