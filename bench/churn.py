@@ -25,6 +25,9 @@ WINDOW_SECONDS = 5.0
 
 LAG_INTERVAL_SECONDS = 1.0
 
+LAG_DRAIN_POLL_SECONDS = 0.1
+"""How often the consumer is asked, after the last change was seen, whether it has drained."""
+
 
 UNDO_BLOCK = 100
 """Changes made in one block of a steady mix, then undone in the next, in the same order."""
@@ -181,6 +184,16 @@ async def churn(
     stop_lag.set()
     watch.unlisten(on_event)
     await sampler
+    # The last change seen is not the backlog drained: the other answers of the same writes
+    # may still be in flight. The last reading is the consumer's once it has nothing pending
+    # or unacknowledged, or at the drain deadline.
+    while True:
+        reading = await lag.read()
+        drained = reading["num_pending"] == 0 and reading["num_ack_pending"] == 0
+        if drained or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(LAG_DRAIN_POLL_SECONDS)
+    lag_series.append({"t": round(time.time() - started, 2), **reading})
     await lag.close()
     result = _summarise(sent, seen, started, total, send_seconds, lag_series, errors)
     missing: dict[str, int] = defaultdict(int)

@@ -87,6 +87,25 @@ async def test_service_register_and_deregister_show_up(stack: Stack) -> None:
     assert (await _node(stack, "api-1", node))["services_count"] == before
 
 
+async def test_an_instance_leaving_in_the_same_answer_as_a_new_name_leaves_the_view(
+    stack: Stack,
+) -> None:
+    """One services answer that adds a name and hides an instance's departure shows both."""
+    state = stack.consul.state
+    nodes = sorted(n for n in stack.expected() if n.startswith("prom-"))
+    first, second = nodes[1], nodes[2]
+    state.register_service(first, "e2e-pair-1", "e2e-pair", port=9001)
+    state.register_service(second, "e2e-pair-2", "e2e-pair", port=9002)
+    await eventually(lambda: _both_converged(stack))
+    # One step of the event loop: the names list's next answer shows only the new name; the
+    # instance that left the first node changes nothing in it (its name stays, on the second).
+    state.deregister_service(first, "e2e-pair-1")
+    state.register_service(second, "e2e-pair-new", "e2e-pair-new", port=9003)
+    await eventually(lambda: _both_converged(stack))
+    assert "e2e-pair" not in (await _node(stack, "api-1", first))["service_names"]
+    assert "e2e-pair-new" in (await _node(stack, "api-2", second))["service_names"]
+
+
 async def test_sites_document_change_relabels_nodes(stack: Stack) -> None:
     """Changing the sites document relabels nodes without any Consul catalog read."""
     node = sorted(n for n in stack.expected() if n.startswith("prom-"))[-1]
