@@ -41,6 +41,10 @@ def _git(*args: str) -> str:
         return ""
 
 
+MEASURED = ("--", ".", ":(exclude)bench/RESULTS*", ":(exclude)bench/results")
+"""The paths whose uncommitted changes make a run's commit not what was measured."""
+
+
 def describe() -> dict[str, Any]:
     """Machine, OS, Python and commit of this run."""
     return {
@@ -51,7 +55,8 @@ def describe() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "commit": _git("rev-parse", "--short", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        # Earlier reports the benchmark wrote itself are not changes to what it measures.
+        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no", *MEASURED)),
     }
 
 
