@@ -45,6 +45,20 @@ def _moved(index: int) -> ConsulDelta:
     )
 
 
+def _names(
+    changed: dict[str, list[str]] | None = None, removed: tuple[str, ...] = ()
+) -> ConsulDelta:
+    """A services delta: names with their new tags, names gone."""
+    return ConsulDelta(
+        watch_type="services",
+        consul_index=200,
+        base_index=199,
+        source="watcher",
+        changed=changed or {},
+        removed=removed,
+    )
+
+
 def _joined(node: str) -> ConsulDelta:
     """A nodes delta naming one node that joined."""
     item = {"ID": f"id-{node}", "Node": node, "Address": "10.0.0.9", "Datacenter": "dc1"}
@@ -101,15 +115,7 @@ async def test_an_instance_moved_in_the_same_answer_as_a_name_change_is_not_miss
     else:
         del consul.services["n5"]["cache"]
         removed = ("cache",)
-    delta = ConsulDelta(
-        watch_type="services",
-        consul_index=200,
-        base_index=199,
-        source="watcher",
-        changed=changed,
-        removed=removed,
-    )
-    await engine.handle([delta])
+    await engine.handle([_names(changed, removed)])
     assert store.views["n4"].service_names == ("web",)
     expected = ("cache", "web") if name_change == "added" else ("web",)
     assert store.views["n5"].service_names == expected
@@ -129,14 +135,7 @@ async def test_a_summary_older_than_a_read_beside_it_takes_nothing_from_that_rea
     consul.nodes["n9"] = "10.0.0.9"
     consul.serf["n9"] = "passing"
     consul.services["n9"] = {"web": Instance("web", ("v1",), 80)}
-    names = ConsulDelta(
-        watch_type="services",
-        consul_index=200,
-        base_index=199,
-        source="watcher",
-        changed={"cache": []},
-    )
-    await engine.handle([names, _joined("n9")])
+    await engine.handle([_names(changed={"cache": []}), _joined("n9")])
     assert consul.calls["ui_services"] == 1
     assert store.views["n5"].service_names == ("cache", "web")
     assert store.views["n9"].service_names == ("web",)
@@ -161,14 +160,7 @@ async def test_a_refused_summary_reads_every_name_but_those_just_read() -> None:
     consul.refuse["ui_services"] = 404
     engine, store = await _started(consul)
     consul.services["n5"]["cache"] = Instance("cache", (), 6379)
-    delta = ConsulDelta(
-        watch_type="services",
-        consul_index=200,
-        base_index=199,
-        source="watcher",
-        changed={"cache": []},
-    )
-    await engine.handle([delta])
+    await engine.handle([_names(changed={"cache": []})])
     assert consul.calls == {"ui_services": 1, "catalog_service": 3}
     assert store.views["n5"].service_names == ("cache", "web")
 
