@@ -41,6 +41,9 @@ MIXES = {
 }
 """The change mixes a churn can send, with the words the reports use for them."""
 
+MIX_TAGS = {"steady": "cs", "growing": "cg"}
+"""The tag in the names of the nodes and services each mix creates."""
+
 CHURN_KEYS = {"churn": "steady", "churn_growing": "growing"}
 """Result keys of a shape's churn runs → their mix; the goal judges the steady one only."""
 
@@ -96,8 +99,9 @@ async def churn(
     """Send ``rate`` changes/s of ``mix`` (see ``MIXES``) for ``seconds``."""
     assert systems.nv_double is not None
     assert systems.nodeview is not None
-    # A tag of its own per mix: two runs on one cluster never name the same node or service.
-    maker = ChangeMaker(systems.nv_double.control, systems.shape, "c" + mix[0])
+    # A tag of its own per mix: two runs on one cluster never name the same node or service
+    # (joined nodes' addresses may repeat; nothing here looks them up by address).
+    maker = ChangeMaker(systems.nv_double.control, systems.shape, MIX_TAGS[mix])
     total = int(rate * seconds)
     plan = steady(maker, total) if mix == "steady" else growing(maker, total)
     undoes = {i: done for i, (_, done) in enumerate(plan) if done is not None}
@@ -111,14 +115,16 @@ async def churn(
             return
         # An undo counts only once what it undoes was seen by an earlier event: an older
         # event of the node could otherwise pass for it, or one event for both.
-        before = set(seen)
-        for item in list(waiting):
+        matched = []
+        for item in waiting:
             undone = undoes.get(item[0])
             if entry.get("deleted") and "node_deleted" not in item[1].events:
                 continue
-            if (undone is None or undone in before) and item[1].seen(entry):
-                seen[item[0]] = arrival
-                waiting.remove(item)
+            if (undone is None or undone in seen) and item[1].seen(entry):
+                matched.append(item)
+        for item in matched:
+            seen[item[0]] = arrival
+            waiting.remove(item)
 
     watch.listen(on_event)
     lag = LagProbe(systems.nodeview.nats_url)
@@ -136,65 +142,69 @@ async def churn(
 
     gate = asyncio.Semaphore(MAX_IN_FLIGHT)
     errors = 0
-
     # Set once a change some undo waits for was written, refused or dropped.
     applied = {i: asyncio.Event() for i in undoes.values()}
-    refused: set[int] = set()
 
     async def send(index: int, change: Change) -> None:
         nonlocal errors
         done = undoes.get(index)
-        if done is not None:
-            # An undo goes only after what it undoes was written, and never without it; it is
-            # not dropped for being late, or the cluster would not keep its shape.
-            await applied[done].wait()
-            if done not in sent or done in refused:
-                return
-        async with gate:
-            if done is None and time.perf_counter() > t0 + seconds:
-                # The double could not keep up: the change is dropped, not delayed.
-                if index in applied:
-                    applied[index].set()
-                return
-            pending[change.node].append((index, change))
-            sent[index] = time.time()
-            try:
-                await change.apply()
-            except httpx.HTTPError:
-                # Refused by the double: a send error, not a change the pipeline missed.
-                errors += 1
-                refused.add(index)
-                del sent[index]
-                pending[change.node].remove((index, change))
+        try:
+            if done is not None:
+                # An undo goes only after what it undoes was written, and never without it; it
+                # is not dropped for being late, or the cluster would not keep its shape.
+                await applied[done].wait()
+                if done not in sent:
+                    return
+            async with gate:
+                if done is None and time.perf_counter() > t0 + seconds:
+                    return  # the double could not keep up: dropped, not delayed
+                pending[change.node].append((index, change))
+                sent[index] = time.time()
+                try:
+                    await change.apply()
+                except httpx.HTTPError:
+                    # Refused by the double: a send error, not a change the pipeline missed.
+                    errors += 1
+                    sent.pop(index, None)
+                    seen.pop(index, None)
+                    with contextlib.suppress(ValueError):
+                        pending[change.node].remove((index, change))
+        finally:
             if index in applied:
                 applied[index].set()
 
     sampler = asyncio.create_task(sample_lag())
-    tasks = []
-    t0 = time.perf_counter()
-    for i, (change, _) in enumerate(plan):
-        await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
-        tasks.append(asyncio.create_task(send(i, change)))
-    await asyncio.gather(*tasks)
-    send_seconds = time.perf_counter() - t0
-    total = len(sent)
-    deadline = time.monotonic() + DRAIN_SECONDS
-    while len(seen) < total and time.monotonic() < deadline:  # noqa: ASYNC110 -- bounded poll
-        await asyncio.sleep(0.1)
-    stop_lag.set()
-    watch.unlisten(on_event)
-    await sampler
-    # The last change seen is not the backlog drained: the other answers of the same writes
-    # may still be in flight. The last reading is the consumer's once it has nothing pending
-    # or unacknowledged, or at the drain deadline.
-    while True:
-        reading = await lag.read()
-        drained = reading["num_pending"] == 0 and reading["num_ack_pending"] == 0
-        if drained or time.monotonic() >= deadline:
-            break
-        await asyncio.sleep(LAG_DRAIN_POLL_SECONDS)
-    lag_series.append({"t": round(time.time() - started, 2), **reading})
-    await lag.close()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        t0 = time.perf_counter()
+        for i, (change, _) in enumerate(plan):
+            await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(send(i, change)))
+        await asyncio.gather(*tasks)
+        send_seconds = time.perf_counter() - t0
+        total = len(sent)
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while len(seen) < total and time.monotonic() < deadline:  # noqa: ASYNC110 -- bounded poll
+            await asyncio.sleep(0.1)
+        stop_lag.set()
+        await sampler
+        # The last change seen is not the backlog drained: the other answers of the same writes
+        # may still be in flight. The last reading is the consumer's once it has nothing
+        # pending or unacknowledged, or at the drain deadline.
+        while True:
+            reading = await lag.read()
+            drained = reading["num_pending"] == 0 and reading["num_ack_pending"] == 0
+            if drained or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(LAG_DRAIN_POLL_SECONDS)
+        lag_series.append({"t": round(time.time() - started, 2), **reading})
+    finally:
+        stop_lag.set()
+        for task in (*tasks, sampler):
+            task.cancel()
+        await asyncio.gather(*tasks, sampler, return_exceptions=True)
+        watch.unlisten(on_event)
+        await lag.close()
     result = _summarise(sent, seen, started, total, send_seconds, lag_series, errors)
     missing: dict[str, int] = defaultdict(int)
     for i in sent.keys() - seen.keys():

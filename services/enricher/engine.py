@@ -24,6 +24,7 @@ from services.enricher.degraded import Degradation
 from services.enricher.deltas import LIST_ITEMS, apply_delta
 from services.enricher.inventory import (
     BadConsulPayload,
+    Fresh,
     Inventory,
     Member,
     build_view,
@@ -32,6 +33,7 @@ from services.enricher.inventory import (
     parse_members,
     parse_serf_health,
     parse_service_tags,
+    plan_moves,
     replace_service,
     same_view,
 )
@@ -46,13 +48,11 @@ from services.enricher.planner import (
 from services.enricher.sites import BadSitesDocument, SitesMap, decode_kv_value, parse_sites
 from services.enricher.store import ViewStore
 from services.enricher.summary import (
-    Fresh,
     NodeDumps,
     Refusals,
     ServiceSummaries,
     Summaries,
     apply_node_dump,
-    plan_moves,
 )
 from services.enricher.writes import bounded_all
 from services.telemetry import inject_headers, tracer
@@ -303,7 +303,7 @@ class Engine:
         if plan.services_moved:
             # Only what was read: a failed read says nothing newer than the summary.
             fresh = Fresh(
-                frozenset(r.node for r in node_results if r.services is not None),
+                frozenset(r.node for r in node_results if r.ok),
                 frozenset(r.name for r in service_results if r.instances is not None),
             )
             await self._apply_moves(summaries, plan, fresh)

@@ -11,14 +11,9 @@ from services.consul import UI_NODES, UI_SERVICES, ConsulError, ConsulHTTPError,
 from services.enricher import reads
 from services.enricher.inventory import (
     BadConsulPayload,
-    Held,
     Inventory,
     NodeServices,
     ServiceSummary,
-    held_after,
-    held_instances,
-    instance_moves,
-    names_to_read,
     parse_node_services,
     parse_ui_services,
 )
@@ -81,50 +76,6 @@ async def _read_internal(
 
 Summaries = dict[str, ServiceSummary] | None | ConsulError | BadConsulPayload
 """A summary read: by name, ``None`` while Consul refuses it, or the error that failed it."""
-
-
-@dataclass(frozen=True)
-class Fresh:
-    """Nodes and names a batch read (successfully) beside the summary, which may be older."""
-
-    nodes: frozenset[str] = frozenset()
-    names: frozenset[str] = frozenset()
-
-
-@dataclass
-class MovePlan:
-    """What a summary says of the inventory: names to drop, nodes to read, names left unsure."""
-
-    drop: dict[str, set[str]]
-    """Node → names it no longer holds at all: dropped without a read."""
-    read: list[str]
-    """Nodes now holding a name they did not: read them."""
-    summaries: dict[str, ServiceSummary]
-    held: dict[str, Held]
-
-    def unexplained(self, services: dict[str, NodeServices], touched: set[str]) -> set[str]:
-        """Names whose count or tags still differ once ``touched`` nodes changed: read them."""
-        return names_to_read(held_after(self.held, services, touched), self.summaries)
-
-
-def plan_moves(
-    services: dict[str, NodeServices], summaries: dict[str, ServiceSummary], fresh: Fresh
-) -> MovePlan:
-    """Compare the inventory with Consul's summary, leaving ``fresh`` nodes and names alone.
-
-    The summary is read beside a batch's reads by node and by name, so either may be the newer:
-    where they disagree, a write came after the batch's events, and its own event has the
-    summary read again. Those nodes and names are left to their own reads.
-    """
-    summaries = {k: v for k, v in summaries.items() if k not in fresh.names}
-    held = held_instances(services)
-    moves = instance_moves({k: v for k, v in held.items() if k not in fresh.names}, summaries)
-    drop = {
-        node: names
-        for node, names in moves.lost.items()
-        if node not in moves.gained and node not in fresh.nodes and node in services
-    }
-    return MovePlan(drop, sorted(moves.gained - fresh.nodes), summaries, held)
 
 
 @dataclass

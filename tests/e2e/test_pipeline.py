@@ -104,6 +104,9 @@ async def test_an_instance_leaving_in_the_same_answer_as_a_new_name_leaves_the_v
     await eventually(lambda: _both_converged(stack))
     assert "e2e-pair" not in (await _node(stack, "api-1", first))["service_names"]
     assert "e2e-pair-new" in (await _node(stack, "api-2", second))["service_names"]
+    state.deregister_service(second, "e2e-pair-2")
+    state.deregister_service(second, "e2e-pair-new")
+    await eventually(lambda: _both_converged(stack))
 
 
 async def test_sites_document_change_relabels_nodes(stack: Stack) -> None:

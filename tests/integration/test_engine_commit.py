@@ -11,6 +11,7 @@ from contracts.views import Heartbeat, NodeView, ViewMeta
 from devstack.consul_double import ConsulDouble, generate_inventory
 from services.config import ConsulSettings
 from services.consul import ConsulClient, ConsulError
+from services.enricher import degraded
 from services.enricher.engine import Engine, EngineSettings
 from services.enricher.planner import ResyncReason
 
@@ -93,28 +94,33 @@ async def test_failed_writes_stay_unwritten_and_go_out_with_the_next_commit(
 async def test_a_failed_members_read_is_retried_until_statuses_are_known(
     consul: tuple[ConsulDouble, ConsulClient],
 ) -> None:
-    """A join whose members read failed gets its Serf status from the retry, not a later change."""
+    """A leave whose members read failed gets its "left" from the retry, not a later change."""
     double, client = consul
     store = FlakyStore()
     engine = _engine(client, store)
     await engine.resync(ResyncReason.START)
-    double.state.join_node("late-member", "127.72.0.1")
-    nodes = await client.catalog_nodes()
+    leaving, other = sorted(n for n, v in store.views.items() if v.type == "client")[:2]
+    double.state.leave_node(leaving)
+    nodes, health = await client.catalog_nodes(), await client.serf_health()
     double.fail_requests(500)
-    change = ConsulChange(
-        watch_type="nodes", consul_index=nodes.index or 0, source="watcher", payload=nodes.data
-    )
-    await engine.handle([change])
+    changes = [
+        ConsulChange(
+            watch_type=kind, consul_index=answer.index or 0, source="watcher", payload=answer.data
+        )
+        for kind, answer in (("nodes", nodes), ("checks", health))
+    ]
+    await engine.handle(changes)
     assert engine.pending_members
-    assert store.views["late-member"].status == "unknown"
+    assert degraded.MEMBERS in {item.item for item in engine.degradation.items()}
+    assert store.views[leaving].status == "alive", "the last members read still says alive"
     double.clear_faults()
     await client_recovered(client)
     await engine.retry_pending()
     assert not engine.pending_members
-    assert store.views["late-member"].status == "alive"
-    double.state.fail_node("late-member")
+    assert store.views[leaving].status == "dead"
+    double.state.fail_node(other)
     await engine.retry_pending()
-    assert store.views["late-member"].status == "alive", "no read is retried once one succeeded"
+    assert store.views[other].status == "alive", "no read is retried once one succeeded"
 
 
 async def client_recovered(client: ConsulClient) -> None:

@@ -21,9 +21,11 @@ from contracts.views import (
 from services.enricher.inventory import (
     BadConsulPayload,
     CatalogNode,
+    Fresh,
     Inventory,
     Member,
     NodeServices,
+    ServiceSummary,
     bounded_pairs,
     build_view,
     health_status,
@@ -37,6 +39,7 @@ from services.enricher.inventory import (
     parse_node_services,
     parse_serf_health,
     parse_service_tags,
+    plan_moves,
     replace_service,
     same_view,
     services_count,
@@ -784,3 +787,32 @@ def test_held_after_a_change_of_some_nodes_equals_counting_everything_again(
     """Recounting only the names of the changed nodes gives what a whole recount gives."""
     after = {**before, **changes}
     assert held_after(held_instances(before), after, changes) == held_instances(after)
+
+
+def _summary(*nodes: str) -> ServiceSummary:
+    """A name's summary: one instance on each of ``nodes``."""
+    return ServiceSummary(frozenset(nodes), len(nodes))
+
+
+def test_a_summary_drops_names_gone_and_reads_nodes_that_gained_one() -> None:
+    """A name a node no longer holds is dropped; a node now holding one is read."""
+    services = {
+        "a": {"web": ServiceInstance(name="web"), "db": ServiceInstance(name="db")},
+        "b": {"web": ServiceInstance(name="web")},
+    }
+    moves = plan_moves(services, {"web": _summary("a", "b", "c"), "db": _summary()}, Fresh())
+    assert moves.drop == {"a": {"db"}}
+    assert moves.read == ["c"]
+
+
+def test_a_summary_takes_nothing_from_nodes_and_names_read_beside_it() -> None:
+    """Fresh nodes are neither dropped nor read again; fresh names are left to their read."""
+    services = {
+        "a": {"web": ServiceInstance(name="web"), "db": ServiceInstance(name="db")},
+        "b": {"cache": ServiceInstance(name="cache")},
+    }
+    summaries = {"web": _summary("a", "c"), "db": _summary(), "cache": _summary()}
+    moves = plan_moves(services, summaries, Fresh(frozenset({"a", "c"}), frozenset({"cache"})))
+    assert moves.drop == {}
+    assert moves.read == []
+    assert moves.unexplained(services, set()) == set()
