@@ -217,6 +217,22 @@ async def test_a_failed_summary_read_is_degraded_then_retried_until_it_heals() -
     assert store.views["n1"].services_count == 2
 
 
+async def test_a_failed_summary_then_refused_heals_by_reading_every_name() -> None:
+    """A retry that finds the summary refused reads every name once and leaves nothing pending."""
+    consul = _cluster()
+    engine, store = await _started(consul)
+    consul.failing.add("ui_services")
+    consul.services["n1"]["db-2"] = Instance("db", (), 5433)
+    await engine.handle([_moved(200)])
+    assert engine.has_pending()
+    consul.failing.clear()
+    consul.refuse["ui_services"] = 403
+    await engine.retry_pending()
+    assert not engine.has_pending()
+    assert not engine.degradation.items()
+    assert store.views["n1"].services_count == 2
+
+
 async def test_a_failed_read_of_the_node_that_gained_an_instance_marks_that_node() -> None:
     """The node named by the summary says error (count kept), then heals on retry."""
     consul = _cluster()
