@@ -1,6 +1,6 @@
 """Read queries over the state, each with the body and the X-Consul-Index Consul would report."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -197,13 +197,19 @@ def health_checks(state: "ConsulState", service: str, keep: Predicate = everythi
     )
 
 
+def node_checks(state: "ConsulState", node: str) -> list[HealthCheck]:
+    """Every check of a node, its own and its instances', ordered by check ID."""
+    return [check for _, check in sorted(state.checks.get(node, {}).items())]
+
+
+def checks_of(checks: Sequence[HealthCheck], svc: CatalogService) -> list[HealthCheck]:
+    """Of a node's ``checks``, those of one instance: the node's own and the instance's."""
+    return [check for check in checks if check.service_id in ("", svc.id)]
+
+
 def instance_checks(state: "ConsulState", svc: CatalogService) -> list[HealthCheck]:
     """The checks of one instance: its node's checks and its own, ordered by check ID."""
-    return [
-        check
-        for _, check in sorted(state.checks.get(svc.node, {}).items())
-        if check.service_id in ("", svc.id)
-    ]
+    return checks_of(node_checks(state, svc.node), svc)
 
 
 def check_service_node(state: "ConsulState", svc: CatalogService) -> dict[str, Any]:

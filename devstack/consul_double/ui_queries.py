@@ -14,7 +14,9 @@ from devstack.consul_double.queries import (
     Answer,
     catalog_max,
     check_service_node,
+    checks_of,
     everything,
+    node_checks,
 )
 from devstack.consul_double.records import CheckStatus
 
@@ -113,10 +115,10 @@ def summarize_state(state: "ConsulState") -> list[dict[str, Any]]:
     summaries: dict[str, _Summary] = {}
     for node_name in sorted(state.services):
         node = state.nodes[node_name]
-        node_checks = [check for _, check in sorted(state.checks.get(node_name, {}).items())]
+        checks_here = node_checks(state, node_name)
         for _, svc in sorted(state.services[node_name].items()):
             service = {"Service": svc.name, "Tags": svc.tags, "Meta": svc.meta, "Connect": {}}
-            checks = [(c.check_id, c.status) for c in node_checks if c.service_id in ("", svc.id)]
+            checks = [(c.check_id, c.status) for c in checks_of(checks_here, svc)]
             summary = summaries.setdefault(svc.name, _Summary(svc.name))
             summary.fold(node.name, node.datacenter, service, checks)
     return [summaries[name].to_json() for name in sorted(summaries)]
