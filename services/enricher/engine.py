@@ -704,6 +704,10 @@ class Engine:
                 await asyncio.sleep(0)
             view = build_view(inv, node, self.state.sites, self._settings.unmapped_label, now)
             old = self.published.get(node)
+            if view is None and old is not None and self.pending_members:
+                # Gone from the catalog, but the members read that would say whether it left
+                # failed: it stays as it was (and unwritten) until a retry of that read.
+                continue
             if view is None and old is not None:
                 gone.append(node)
             elif view is None or (old is not None and same_view(old, view)):

@@ -307,6 +307,47 @@ async def test_a_member_no_list_answer_showed_appears_at_the_next_members_read()
     assert consul.calls["members"] == 1
 
 
+async def test_a_node_leaving_while_the_members_read_fails_is_kept_until_the_retry() -> None:
+    """Gone from the catalog with the members read failing, a node is not deleted but kept.
+
+    A join reads no members, so only that read can say the node left: until it succeeds the
+    node keeps its last view, then shows dead.
+    """
+    consul = _cluster(3)
+    consul.members_list = dict.fromkeys(consul.nodes, 1)
+    engine, store = await _started(consul)
+    consul.nodes["n9"] = "10.0.0.9"
+    consul.serf["n9"] = "passing"
+    consul.services["n9"] = {}
+    passing = {"Node": "n9", "CheckID": "serfHealth", "Status": "passing"}
+    health = ConsulDelta(
+        watch_type="checks",
+        consul_index=200,
+        base_index=199,
+        source="watcher",
+        changed={"n9": passing},
+    )
+    await engine.handle([_joined("n9"), health])
+    assert store.views["n9"].status == "alive"
+    del consul.nodes["n9"], consul.serf["n9"], consul.services["n9"]
+    consul.members_list["n9"] = 3
+    consul.failing.add("members")
+    await engine.handle(
+        [
+            ConsulDelta(
+                watch_type=kind, consul_index=201, base_index=200, source="watcher", removed=("n9",)
+            )
+            for kind in ("nodes", "checks")
+        ]
+    )
+    assert engine.pending_members
+    assert store.views["n9"].status == "alive"
+    consul.failing.clear()
+    await engine.retry_pending()
+    assert not engine.pending_members
+    assert store.views["n9"].status == "dead"
+
+
 async def test_a_members_refresh_that_finds_nothing_new_writes_nothing() -> None:
     """Nothing changed in the members list: no view and no meta is written."""
     consul = _cluster(3)
